@@ -1,0 +1,19 @@
+"""`cbir search`: not implemented yet (issue #7)."""
+
+from __future__ import annotations
+
+import argparse
+
+from cbir.config import Settings
+from cbir.errors import CbirError
+
+NAME = "search"
+HELP = "not implemented yet (issue #7)"
+
+
+def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    raise CbirError("cbir search is not implemented yet (issue #7)")

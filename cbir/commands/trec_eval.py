@@ -1,0 +1,19 @@
+"""`cbir trec-eval`: not implemented yet (issue #3)."""
+
+from __future__ import annotations
+
+import argparse
+
+from cbir.config import Settings
+from cbir.errors import CbirError
+
+NAME = "trec-eval"
+HELP = "not implemented yet (issue #3)"
+
+
+def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    raise CbirError("cbir trec-eval is not implemented yet (issue #3)")

@@ -1,0 +1,1 @@
+"""TREC qrels and run files, trec_eval-compatible measures, batch evaluation."""

@@ -1,0 +1,1 @@
+"""Feature extractors: image -> vector. Nothing here knows about stores or HTTP."""

@@ -1,0 +1,143 @@
+"""Safe image decoding: the one function every path (dataset files, uploads) goes through."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cbir.config import DEFAULT_MAX_PIXELS
+from cbir.errors import CbirError
+
+ImageSource = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO | np.ndarray
+
+# File suffixes Pillow can decode and that we treat as images when walking folders.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+)
+
+
+class ImageDecodeError(CbirError):
+    """An image could not be decoded; `name` is the file or upload, `reason` says why."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def decode_image(
+    source: ImageSource, *, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Decode `source` to an RGB image, uint8 array of shape (height, width, 3).
+
+    Accepts encoded bytes, a path, a binary file object, or an already decoded array
+    (uint8, (h, w) or (h, w, 3|4)). EXIF orientation is applied, alpha is composited
+    on white, 16-bit, CMYK and palette images are converted, animated images give their
+    first frame. Images declaring more than `max_pixels` pixels are refused before their
+    pixels are decoded. Every failure raises ImageDecodeError naming `name` (or the path).
+    """
+    label = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<image>")
+    if isinstance(source, np.ndarray):
+        return _from_array(source, label)
+    data = _read_bytes(source, label)
+    if not data:
+        raise ImageDecodeError(label, "empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    label,
+                    f"decompression bomb refused: {width}x{height} = {width * height:,} pixels "
+                    f"exceeds the limit of {max_pixels:,} (raise CBIR_MAX_PIXELS to allow it)",
+                )
+            if getattr(img, "is_animated", False):
+                img.seek(0)
+            img.load()
+            oriented = ImageOps.exif_transpose(img)
+            return _to_rgb(oriented)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(label, f"decompression bomb refused: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(label, "not an image (format not recognised)") from None
+    except Exception as exc:
+        raise ImageDecodeError(label, f"corrupt or truncated image ({exc})") from None
+
+
+def _read_bytes(source: ImageSource, label: str) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise ImageDecodeError(label, f"cannot read file ({exc.strerror})") from None
+        if not stat.S_ISREG(mode):
+            raise ImageDecodeError(label, "not a regular file")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ImageDecodeError(label, f"cannot read file ({exc.strerror})") from None
+    try:
+        return source.read()
+    except OSError as exc:
+        raise ImageDecodeError(label, f"cannot read stream ({exc})") from None
+
+
+def _from_array(array: np.ndarray, label: str) -> np.ndarray:
+    if array.dtype != np.uint8:
+        raise ImageDecodeError(label, f"array must be uint8, got {array.dtype}")
+    if array.ndim == 2:
+        return np.ascontiguousarray(np.repeat(array[:, :, None], 3, axis=2))
+    if array.ndim == 3 and array.shape[2] == 3:
+        return np.ascontiguousarray(array)
+    if array.ndim == 3 and array.shape[2] == 4:
+        return _to_rgb(Image.fromarray(array, mode="RGBA"))
+    raise ImageDecodeError(
+        label, f"array must have shape (h, w), (h, w, 3) or (h, w, 4), got {array.shape}"
+    )
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return _high_depth_gray(img)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    elif "transparency" in img.info and mode in ("L", "RGB"):
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    rgb = img.convert("RGB")
+    array = np.asarray(rgb)
+    if array.dtype != np.uint8:
+        array = _scale_to_uint8(array)
+    return np.ascontiguousarray(array)
+
+
+def _high_depth_gray(img: Image.Image) -> np.ndarray:
+    """16-bit and 32-bit grayscale: scale the full range to 8 bits (Pillow would clip at 255)."""
+    gray = _scale_to_uint8(np.asarray(img))
+    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+
+
+def _scale_to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind == "f":
+        top = 1.0 if float(np.nanmax(array, initial=0.0)) <= 1.0 else 255.0
+        return np.clip(np.nan_to_num(array) * (255.0 / top), 0, 255).round().astype(np.uint8)
+    # Integer images deeper than 8 bits are 16-bit in practice (PNG/TIFF): map 0..65535 to 0..255.
+    return np.clip(array.astype(np.int64) // 257, 0, 255).astype(np.uint8)

@@ -1,0 +1,1 @@
+"""Datasets, vector stores and batch indexing on Ray."""

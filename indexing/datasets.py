@@ -1,0 +1,251 @@
+"""Datasets: stable doc ids, labels and splits for every image, streamed in batches."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from cbir.config import Settings
+from cbir.errors import DatasetError
+from features.imaging import ImageDecodeError, decode_image
+from indexing.skipped import SkipReport
+from indexing.walk import walk_images
+
+
+class Split(enum.StrEnum):
+    """The part of a dataset an image belongs to: the index side or the query side."""
+
+    TRAIN = "train"
+    TEST = "test"
+
+
+class DatasetKind(enum.StrEnum):
+    CIFAR10 = "cifar10"
+    FOLDER = "folder"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image: a stable doc id, its label and split (None when unknown), and its path.
+
+    `path` is POSIX and relative to the dataset root (or the member name inside an archive).
+    """
+
+    doc_id: str
+    label: str | None
+    split: str | None
+    path: str
+
+
+# An image as a batch carries it: decoded RGB pixels (uint8, (h, w, 3)) or the encoded file bytes.
+Payload = np.ndarray | bytes
+
+
+@dataclass
+class ImageBatch:
+    records: list[ImageRecord]
+    payloads: list[Payload]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    name: str
+    source: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> label -> n
+    skipped: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(sum(per_label.values()) for per_label in self.counts.values())
+
+    def lines(self) -> list[str]:
+        out = [f"dataset {self.name}: {self.total:,} images from {self.source}"]
+        for split, per_label in self.counts.items():
+            n = sum(per_label.values())
+            out.append(f"  {split}: {n:,} images, {len(per_label)} labels")
+            for label, count in sorted(per_label.items()):
+                out.append(f"    {label:<16} {count:>7,}")
+        out.append(f"  skipped files: {self.skipped}")
+        return out
+
+
+class Dataset(ABC):
+    """A labelled image collection. Subclasses list records and load one image's payload."""
+
+    name: str
+    source: str
+
+    def __init__(self) -> None:
+        self.skipped = SkipReport()
+        self._by_id: dict[str, ImageRecord] | None = None
+
+    @abstractmethod
+    def records(self, split: Split | str | None = None) -> list[ImageRecord]:
+        """All records of `split` (all splits when None), in a stable order."""
+
+    @abstractmethod
+    def payload(self, record: ImageRecord) -> Payload:
+        """The image of `record`, as decoded pixels or encoded bytes."""
+
+    def image(self, record: ImageRecord, max_pixels: int | None = None) -> np.ndarray:
+        """The image of `record` decoded to RGB uint8 (h, w, 3); raises ImageDecodeError."""
+        kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
+        return decode_image(self.payload(record), name=record.path, **kwargs)
+
+    def record(self, doc_id: str) -> ImageRecord:
+        """The record with `doc_id`; KeyError when there is none."""
+        if self._by_id is None:
+            self._by_id = {r.doc_id: r for r in self.records()}
+        return self._by_id[doc_id]
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({r.label for r in self.records() if r.label is not None})
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash that changes when the images or their records change."""
+        raise NotImplementedError
+
+    def iter_batches(
+        self,
+        split: Split | str | None = None,
+        batch_size: int = 256,
+        records: Sequence[ImageRecord] | None = None,
+    ) -> Iterator[ImageBatch]:
+        """Stream `records` (default: all of `split`) in batches of at most `batch_size`.
+
+        A file that cannot be read is left out of its batch and added to `self.skipped`.
+        """
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        chosen = self.records(split) if records is None else list(records)
+        for start in range(0, len(chosen), batch_size):
+            batch = ImageBatch([], [])
+            for record in chosen[start : start + batch_size]:
+                try:
+                    payload = self.payload(record)
+                except ImageDecodeError as exc:
+                    self.skipped.add(record.path, exc.reason)
+                    continue
+                batch.records.append(record)
+                batch.payloads.append(payload)
+            if batch.records:
+                yield batch
+
+    def summary(self) -> DatasetSummary:
+        """Counts per split and label of the images that were not skipped."""
+        skipped = {s.path for s in self.skipped.items}
+        counts: dict[str, Counter] = {}
+        for r in self.records():
+            if r.path in skipped:
+                continue
+            counts.setdefault(r.split or "all", Counter())[r.label or "(none)"] += 1
+        return DatasetSummary(
+            name=self.name,
+            source=self.source,
+            counts={k: dict(v) for k, v in counts.items()},
+            skipped=len(self.skipped),
+        )
+
+
+def folder_doc_id(relpath: str) -> str:
+    """A stable doc id from a relative path: the path itself, with unsafe characters %-escaped.
+
+    Whitespace would break TREC files, so it is escaped along with anything non-printable.
+    """
+    return quote(relpath, safe="/-_.~()+,=@!$&'*;:")
+
+
+class FolderDataset(Dataset):
+    """Any folder of images, walked recursively.
+
+    Labels come from the first sub-folder (`cats/x.jpg` -> `cats`; images at the top have
+    none). When the root holds `train/` and/or `test/` folders, those give the split and
+    the label comes from the next folder down; other top-level entries are then ignored.
+    """
+
+    name = DatasetKind.FOLDER.value
+
+    def __init__(self, root: Path | str):
+        super().__init__()
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(
+                f"dataset folder {self.root} does not exist or is not a directory; "
+                "pass an existing folder of images with --data"
+            )
+        self.source = str(self.root)
+        self._records: list[ImageRecord] | None = None
+        self._sizes: list[tuple[str, int, int]] = []
+
+    def _scan(self) -> list[ImageRecord]:
+        if self._records is None:
+            found = list(walk_images(self.root, self.skipped))
+            split_layout = any(f.relpath.split("/", 1)[0] in _SPLITS for f in found)
+            records = []
+            for f in found:
+                parts = f.relpath.split("/")
+                split = None
+                if split_layout:
+                    if parts[0] not in _SPLITS:
+                        continue
+                    split, parts = parts[0], parts[1:]
+                label = parts[0] if len(parts) > 1 else None
+                records.append(ImageRecord(folder_doc_id(f.relpath), label, split, f.relpath))
+                st = f.abspath.stat()
+                self._sizes.append((f.relpath, st.st_size, st.st_mtime_ns))
+            self._records = records
+        return self._records
+
+    def records(self, split: Split | str | None = None) -> list[ImageRecord]:
+        records = self._scan()
+        if split is None:
+            return list(records)
+        wanted = Split(split).value
+        return [r for r in records if r.split == wanted]
+
+    def payload(self, record: ImageRecord) -> bytes:
+        try:
+            return (self.root / record.path).read_bytes()
+        except OSError as exc:
+            raise ImageDecodeError(record.path, f"cannot read file ({exc.strerror})") from None
+
+    @property
+    def fingerprint(self) -> str:
+        self._scan()
+        digest = hashlib.sha256()
+        for relpath, size, mtime in self._sizes:
+            digest.update(f"{relpath}\0{size}\0{mtime}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+_SPLITS = {Split.TRAIN.value, Split.TEST.value}
+
+
+def open_dataset(kind: DatasetKind | str, settings: Settings, data: str | None = None) -> Dataset:
+    """Open a dataset by kind: `cifar10` (located via --data, CBIR_CIFAR10, or downloaded) or `folder`."""
+    try:
+        kind = DatasetKind(kind)
+    except ValueError:
+        choices = ", ".join(k.value for k in DatasetKind)
+        raise DatasetError(f"unknown dataset {kind!r}; choose one of: {choices}") from None
+    if kind is DatasetKind.FOLDER:
+        if not data:
+            raise DatasetError("--dataset folder needs --data PATH (a folder of images)")
+        return FolderDataset(data)
+    from indexing.cifar10 import Cifar10Dataset, locate_cifar10
+
+    source = locate_cifar10(settings, data)
+    return Cifar10Dataset(source, cache_dir=settings.cache_dir, max_pixels=settings.max_pixels)

@@ -1,0 +1,53 @@
+"""A tiny extractor for testing the shared machinery (base class, registry, Ray path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from features.base import Extractor, l2_normalise
+
+
+class ColourMomentsExtractor(Extractor):
+    """Per-channel mean and standard deviation, centred on the train mean: 6 dimensions."""
+
+    name = "colour-moments"
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+        self.centre: np.ndarray | None = None
+
+    @property
+    def dim(self) -> int:
+        return 6
+
+    @property
+    def params(self) -> dict:
+        return {"scale": self.scale}
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.centre is not None
+
+    def _moments(self, images) -> np.ndarray:
+        rows = [
+            np.concatenate([im.reshape(-1, 3).mean(0), im.reshape(-1, 3).std(0)]) for im in images
+        ]
+        return np.asarray(rows, dtype=np.float64) * self.scale
+
+    def fit(self, images, labels=None):
+        self.centre = self._moments(images).mean(0)
+        return self
+
+    def encode(self, images) -> np.ndarray:
+        return l2_normalise(self._moments(images) - self.centre)
+
+    def save_state(self, directory: Path) -> None:
+        np.save(directory / "centre.npy", self.centre)
+
+    def load_state(self, directory: Path) -> None:
+        self.centre = np.load(directory / "centre.npy")
+
+    def state_digest(self) -> bytes:
+        return np.ascontiguousarray(self.centre).tobytes()

@@ -1,19 +1,73 @@
-"""`cbir trec-eval`: not implemented yet (issue #3)."""
+"""`cbir trec-eval`: trec_eval 9.0.8's output for a qrels file and a run file."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 from cbir.config import Settings
-from cbir.errors import CbirError
 
 NAME = "trec-eval"
-HELP = "not implemented yet (issue #3)"
+HELP = "evaluate a TREC run against qrels; prints what trec_eval 9.0.8 prints"
 
 
 def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "-q", dest="per_topic", action="store_true", help="also print each topic's values"
+    )
+    parser.add_argument(
+        "-c",
+        dest="complete",
+        action="store_true",
+        help="average over every topic of the qrels; topics missing from the run count 0",
+    )
+    parser.add_argument(
+        "-M", dest="max_depth", type=int, metavar="N", help="evaluate the first N documents only"
+    )
+    parser.add_argument(
+        "-l",
+        dest="relevance_level",
+        type=int,
+        default=1,
+        metavar="N",
+        help="lowest relevant grade (default 1)",
+    )
+    parser.add_argument(
+        "-m",
+        dest="measures",
+        action="append",
+        metavar="MEASURE",
+        help="measure to print, trec_eval spelling: map, P.10,100, map_cut.100, ndcg_cut.10, "
+        "recall.100, recip_rank, Rprec, num_q, ..., map_minRk.100 (ours), or a group: "
+        "official (default), all_trec; repeatable",
+    )
+    parser.add_argument("-n", dest="no_summary", action="store_true", help="no summary lines")
+    parser.add_argument("--json", action="store_true", help="print JSON instead")
+    parser.add_argument("qrels", help="qrels file: 'topic 0 docno relevance' lines (.gz too)")
+    parser.add_argument("run", help="run file: 'topic Q0 docno rank score tag' lines (.gz too)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise CbirError("cbir trec-eval is not implemented yet (issue #3)")
+    from cbir.progress import Stopwatch, summary_line
+    from evaluation.files import evaluate_files
+    from evaluation.report import to_json, trec_eval_lines
+
+    clock = Stopwatch()
+    ev = evaluate_files(
+        args.qrels,
+        args.run,
+        args.measures,
+        complete=args.complete,
+        max_depth=args.max_depth,
+        relevance_level=args.relevance_level,
+    )
+    if ev.unsupported:
+        print(f"cbir trec-eval: not computed here: {', '.join(ev.unsupported)}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(to_json(ev, per_topic=args.per_topic), indent=1))
+    else:
+        lines = trec_eval_lines(ev, per_topic=args.per_topic, summary=not args.no_summary)
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
+    print(summary_line("trec-eval", len(ev.topics), clock.seconds, "topics"), file=sys.stderr)
+    return 0

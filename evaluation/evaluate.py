@@ -14,15 +14,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from evaluation.compute import PAD, topic_values
+from evaluation.compute import topic_values
 from evaluation.errors import EvaluationError
 from evaluation.measures import DEFAULT_MEASURES, Measure, MeasureSelection, parse_measures
 from evaluation.qrels import LabelQrels, Qrels
+from evaluation.ranking import array_run_grades, dict_run_values
 from evaluation.run import ArrayRun, Run
 
 Judgments = Qrels | LabelQrels
@@ -51,12 +52,16 @@ class Evaluation:
             for i, topic in enumerate(self.topics)
         }
 
-    def by_label(self, topic_labels: Mapping[str, Hashable]) -> dict[Hashable, dict[str, float]]:
+    def by_label(
+        self, topic_labels: Mapping[str, Hashable] | LabelQrels
+    ) -> dict[Hashable, dict[str, float]]:
         """Mean of each measure over the evaluated topics of each label (counts are summed).
 
-        Labels appear in the order of the first topic that has them; topics without a label
-        in `topic_labels` are left out.
+        `topic_labels` maps topics to labels (a LabelQrels knows them). Labels appear in the
+        order of the first topic that has them; topics without a label are left out.
         """
+        if isinstance(topic_labels, LabelQrels):
+            topic_labels = {t: topic_labels.topic_label(t) for t in topic_labels.topics()}
         groups: dict[Hashable, list[int]] = {}
         for i, topic in enumerate(self.topics):
             if topic in topic_labels:
@@ -105,9 +110,19 @@ def evaluate(
             f"none of the run's {len(run_topics)} topics (e.g. {run_topics[0]!r}) is in the "
             f"qrels ({len(judged)} topics, e.g. {judged[0]!r}): wrong qrels file?"
         )
-    ranked = _ranked_grades(judgments, run, topics, max_depth)
-    counts = judgments.grade_counts(topics)
-    values = _bucketed_values(ranked, counts, selection.measures, relevance_level)
+    if isinstance(run, ArrayRun):
+        grades, num_ret = array_run_grades(judgments, run, topics, max_depth)
+        counts = judgments.grade_counts(topics)
+        values = topic_values(grades, num_ret, counts, selection.measures, relevance_level)
+    else:
+        values = dict_run_values(
+            judgments,
+            run,
+            topics,
+            selection.measures,
+            relevance_level=relevance_level,
+            max_depth=max_depth,
+        )
     in_run = set(run_topics)
     ev = Evaluation(
         measures=selection.measures,
@@ -128,57 +143,6 @@ def evaluate(
 def byte_key(text: str) -> bytes:
     """Sort key giving C `strcmp` order (UTF-8 bytes)."""
     return text.encode("utf-8", "surrogateescape")
-
-
-def _ranked_grades(
-    judgments: Judgments, run: Run | ArrayRun, topics: list[str], max_depth: int | None
-) -> list[np.ndarray] | tuple[np.ndarray, np.ndarray]:
-    """Grades in trec_eval rank order: a matrix with counts (ArrayRun) or one array per topic."""
-    if isinstance(run, ArrayRun):
-        index, _, num_ret = run.ranked()
-        row_of = {str(t): i for i, t in enumerate(run.topics)}
-        rows = [row_of[t] for t in topics]
-        index, num_ret = index[rows], num_ret[rows]
-        if max_depth is not None:
-            index, num_ret = index[:, :max_depth], np.minimum(num_ret, max_depth)
-        if isinstance(judgments, LabelQrels):
-            grades = judgments.grades_of_indices(topics, index)
-        else:
-            grades = np.full(index.shape, PAD, dtype=np.int32)
-            for r, (topic, n) in enumerate(zip(topics, num_ret.tolist(), strict=True)):
-                docnos = [run.docnos[i] for i in index[r, :n].tolist()]
-                grades[r, :n] = judgments.grades(topic, docnos)
-        grades[np.arange(index.shape[1]) >= num_ret[:, None]] = PAD
-        return grades, num_ret
-    ranked = []
-    for topic in topics:
-        docnos, _ = run.ranked(topic)
-        ranked.append(judgments.grades(topic, docnos[:max_depth]))
-    return ranked
-
-
-def _bucketed_values(
-    ranked: list[np.ndarray] | tuple[np.ndarray, np.ndarray],
-    counts: np.ndarray,
-    measures: Sequence[Measure],
-    relevance_level: int,
-) -> dict[str, np.ndarray]:
-    """topic_values over topics grouped by run length (power-of-two widths, < 2x padding)."""
-    names = [m.name for m in measures if m.family != "runid"]
-    if isinstance(ranked, tuple):
-        return topic_values(*ranked, counts, measures, relevance_level)
-    out = {name: np.zeros(len(ranked)) for name in names}
-    lengths = np.array([len(g) for g in ranked], dtype=np.int64)
-    widths = np.where(lengths > 0, 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(int), 0)
-    for width in np.unique(widths).tolist():
-        rows = np.flatnonzero(widths == width)
-        grades = np.full((len(rows), width), PAD, dtype=np.int32)
-        for r, i in enumerate(rows.tolist()):
-            grades[r, : lengths[i]] = ranked[i]
-        part = topic_values(grades, lengths[rows], counts[rows], measures, relevance_level)
-        for name in names:
-            out[name][rows] = part[name]
-    return out
 
 
 def _summary(ev: Evaluation, judgments: Judgments, judged: int) -> dict[str, float | int | str]:

@@ -13,7 +13,8 @@ never have to exist as Python objects:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain, repeat
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from evaluation.errors import EvaluationError
 
 NOT_JUDGED = -1
 JUDGED_NEGATIVE = -2
+_ABSENT = -(1 << 40)  # lookup default: no grade is this small
 
 
 class Qrels(Mapping[str, Mapping[str, int]]):
@@ -87,10 +89,23 @@ class Qrels(Mapping[str, Mapping[str, int]]):
 
     def grades(self, topic: str, docnos: Sequence[str]) -> np.ndarray:
         """int32 (len(docnos),): grade of each document, -1 not judged, -2 judged negative."""
-        judged = self._judgments.get(topic, {})
-        return np.fromiter(
-            (_ranking_grade(judged.get(d)) for d in docnos), dtype=np.int32, count=len(docnos)
+        return self.lookup([topic], [docnos], len(docnos))
+
+    def lookup(
+        self, topics: Sequence[str], docnos: Sequence[Collection[str]], total: int
+    ) -> np.ndarray:
+        """int32 (total,): grades of `docnos[i]` for `topics[i]`, all topics concatenated.
+
+        One C-level pass of `dict.get` over every (judgments of the topic, docno) pair.
+        """
+        judged = [self._judgments.get(t, {}) for t in topics]
+        per_doc = chain.from_iterable(map(repeat, judged, map(len, docnos)))
+        found = np.fromiter(
+            map(dict.get, per_doc, chain.from_iterable(docnos), repeat(_ABSENT)), np.int64, total
         )
+        out = np.where(found < 0, JUDGED_NEGATIVE, found)
+        out[found == _ABSENT] = NOT_JUDGED
+        return out.astype(np.int32)
 
 
 class LabelQrels:
@@ -136,10 +151,20 @@ class LabelQrels:
         return int(sum(self.label_sizes[c] for c in self.topic_codes.values()))
 
     def grades(self, topic: str, docnos: Sequence[str]) -> np.ndarray:
+        return self.lookup([topic], [docnos], len(docnos))
+
+    def lookup(
+        self, topics: Sequence[str], docnos: Sequence[Collection[str]], total: int
+    ) -> np.ndarray:
+        """int32 (total,): 1 where a docno has its topic's label, else -1 (not judged)."""
         if self._index is None:
             self._index = {d: i for i, d in enumerate(self.docnos)}
-        rows = np.fromiter((self._index.get(d, -1) for d in docnos), np.int64, len(docnos))
-        return self.grades_of_indices(np.array([topic]), rows[None, :])[0]
+        rows = np.fromiter(
+            map(self._index.get, chain.from_iterable(docnos), repeat(-1)), np.int64, total
+        )
+        codes = np.repeat([self.topic_codes[t] for t in topics], [len(d) for d in docnos])
+        same = (rows >= 0) & (self.doc_codes[np.maximum(rows, 0)] == codes)
+        return np.where(same, 1, NOT_JUDGED).astype(np.int32)
 
     def grades_of_indices(self, topics: Sequence[str], doc_index: np.ndarray) -> np.ndarray:
         """int32 (n, k) grades for `doc_index` (int, (n, k), -1 = no document) of n topics."""
@@ -159,12 +184,6 @@ def _count_grades(grades: Iterable[int]) -> dict[int, int]:
     for g in grades:
         counts[g] = counts.get(g, 0) + 1
     return counts
-
-
-def _ranking_grade(grade: int | None) -> int:
-    if grade is None:
-        return NOT_JUDGED
-    return grade if grade >= 0 else JUDGED_NEGATIVE
 
 
 Judgments = Qrels | LabelQrels

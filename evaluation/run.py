@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from numbers import Real
 
 import numpy as np
 
@@ -29,10 +31,13 @@ def trec_order(docnos: Sequence[str], scores: Sequence[float]) -> list[int]:
 
 
 class Run(Mapping[str, Mapping[str, float]]):
-    """A run `topic -> {docno: score}` plus its tag, e.g. as read from a TREC run file."""
+    """A run `topic -> {docno: score}` plus its tag, e.g. as read from a TREC run file.
+
+    The constructor takes its dicts as they are; `Run.from_mapping` checks and converts.
+    """
 
     def __init__(self, topics: Mapping[str, Mapping[str, float]], tag: str = DEFAULT_TAG) -> None:
-        self._topics = {str(t): dict(docs) for t, docs in topics.items()}
+        self._topics = dict(topics)
         self.tag = tag
 
     @classmethod
@@ -43,20 +48,32 @@ class Run(Mapping[str, Mapping[str, float]]):
     ) -> Run:
         """A run from `{topic: {docno: score}}` or `{topic: [(docno, score), ...]}`.
 
-        Raises EvaluationError on a docno listed twice for a topic or a score that is NaN.
+        Inner dicts with str docnos are kept by reference (no copy of a million entries), so
+        do not change them while the Run is in use. Raises EvaluationError on a docno listed
+        twice for a topic or a score that is not a number (NaN included).
         """
         topics: dict[str, dict[str, float]] = {}
         for topic, docs in run.items():
-            pairs = docs.items() if isinstance(docs, Mapping) else docs
-            scored: dict[str, float] = {}
-            for docno, score in pairs:
-                value = float(score)
-                if math.isnan(value):
-                    raise EvaluationError(f"run topic {topic!r} docno {docno!r}: score is NaN")
-                if str(docno) in scored:
-                    raise EvaluationError(f"run topic {topic!r} lists docno {docno!r} twice")
-                scored[str(docno)] = value
+            pairs = docs if isinstance(docs, Mapping) else list(docs)
+            scored = pairs if type(pairs) is dict else dict(pairs)  # dicts are kept, not copied
+            if set(map(type, scored)) - {str}:
+                scored = {str(d): v for d, v in dict(pairs).items()}
+            if len(scored) != len(pairs):
+                raise EvaluationError(f"run topic {topic!r} lists a docno twice")
             topics[str(topic)] = scored
+        # One C-level pass over every score; only on failure look for the culprit.
+        every = chain.from_iterable(docs.values() for docs in topics.values())
+        try:
+            bad = np.isnan(np.fromiter(every, dtype=np.float64)).any()
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
+            for topic, docs in topics.items():
+                for docno, score in docs.items():
+                    if not isinstance(score, Real) or math.isnan(score):
+                        raise EvaluationError(
+                            f"run topic {topic!r} docno {docno!r}: score {score!r} is not a number"
+                        )
         return cls(topics, tag)
 
     def __getitem__(self, topic: str) -> Mapping[str, float]:
@@ -71,9 +88,9 @@ class Run(Mapping[str, Mapping[str, float]]):
     def ranked(self, topic: str) -> tuple[list[str], list[float]]:
         """Docnos and scores of `topic` in trec_eval order."""
         docs = self._topics[topic]
-        docnos, scores = list(docs), list(docs.values())
-        order = trec_order(docnos, scores)
-        return [docnos[i] for i in order], [scores[i] for i in order]
+        scores = np.array(list(docs.values()), dtype=np.float64).tolist()
+        ranked = sorted(zip(scores, docs, strict=True), reverse=True)  # see trec_order
+        return [d for _, d in ranked], [s for s, _ in ranked]
 
 
 @dataclass

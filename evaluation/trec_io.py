@@ -20,6 +20,7 @@ import io
 import math
 import os
 from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -30,7 +31,6 @@ from evaluation.run import Run
 Source = str | os.PathLike | IO[str] | IO[bytes]
 Progress = Callable[[int], None]  # called with bytes read so far
 
-_PROGRESS_EVERY = 1 << 16  # lines
 _HASH = ord("#")
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -44,10 +44,12 @@ def read_qrels(
     """Judgments from a qrels file; with `keep` (topic -> docnos), only those are stored."""
     name = _name(source)
     if keep is None:
-        qrels = _read_all_qrels(name, _lines(source, progress))
+        with _lines(source, progress) as lines:
+            qrels = _read_all_qrels(name, lines)
     else:
         keep_bytes = {_encode(t): {_encode(d) for d in docs} for t, docs in keep.items()}
-        qrels, split = _read_kept_qrels(name, _lines(source, progress), keep_bytes)
+        with _lines(source, progress) as lines:
+            qrels, split = _read_kept_qrels(name, lines, keep_bytes)
         if split:  # a topic in several blocks: check its docnos across blocks too
             _check_split_topics(name, source, split)
     if not qrels.topics():
@@ -60,30 +62,34 @@ def read_run(source: Source, *, progress: Progress | None = None) -> Run:
     name = _name(source)
     topics: dict[bytes, dict[bytes, float]] = {}
     tag = b""
-    for lineno, line in _lines(source, progress):
-        parts = line.split()
-        if not parts or parts[0].startswith(b"#"):
-            continue
-        if len(parts) < 6:
-            raise TrecFormatError(
-                name, lineno, "a run line has 6 fields: topic Q0 docno rank score tag", _text(line)
-            )
-        qid, _, docno, _, score_text, tag = parts[:6]
-        try:
-            score = float(score_text)
-        except ValueError:
-            raise TrecFormatError(name, lineno, "score is not a number", _text(line)) from None
-        if math.isnan(score):
-            raise TrecFormatError(name, lineno, "score is NaN", _text(line))
-        docs = topics.get(qid)
-        if docs is None:
-            docs = topics[qid] = {}
-        if docno in docs:
-            raise TrecFormatError(
-                name, lineno, f"docno {_decode(docno)} appears twice in topic {_decode(qid)}",
-                _text(line),
-            )  # fmt: skip
-        docs[docno] = score
+    with _lines(source, progress) as numbered:
+        for lineno, line in numbered:
+            parts = line.split()
+            if not parts or parts[0].startswith(b"#"):
+                continue
+            if len(parts) < 6:
+                raise TrecFormatError(
+                    name,
+                    lineno,
+                    "a run line has 6 fields: topic Q0 docno rank score tag",
+                    _text(line),
+                )
+            qid, _, docno, _, score_text, tag = parts[:6]
+            try:
+                score = float(score_text)
+            except ValueError:
+                raise TrecFormatError(name, lineno, "score is not a number", _text(line)) from None
+            if math.isnan(score):
+                raise TrecFormatError(name, lineno, "score is NaN", _text(line))
+            docs = topics.get(qid)
+            if docs is None:
+                docs = topics[qid] = {}
+            if docno in docs:
+                raise TrecFormatError(
+                    name, lineno, f"docno {_decode(docno)} appears twice in topic {_decode(qid)}",
+                    _text(line),
+                )  # fmt: skip
+            docs[docno] = score
     decoded = {_decode(q): {_decode(d): s for d, s in docs.items()} for q, docs in topics.items()}
     return Run(decoded, _decode(tag))
 
@@ -167,13 +173,14 @@ def _check_split_topics(name: str, source: Source, split: set[bytes]) -> None:
             return  # cannot read twice; blocks were checked one by one
         source.seek(0)
     seen: dict[bytes, set[bytes]] = {q: set() for q in split}
-    for lineno, line in _lines(source, None):
-        parts = line.split()
-        if len(parts) == 4 and parts[0][0] != _HASH and parts[0] in seen:
-            docs = seen[parts[0]]
-            if parts[2] in docs:
-                _duplicate(name, lineno, line, parts[0], parts[2])
-            docs.add(parts[2])
+    with _lines(source, None) as numbered:
+        for lineno, line in numbered:
+            parts = line.split()
+            if len(parts) == 4 and parts[0][0] != _HASH and parts[0] in seen:
+                docs = seen[parts[0]]
+                if parts[2] in docs:
+                    _duplicate(name, lineno, line, parts[0], parts[2])
+                docs.add(parts[2])
 
 
 def _skip_or_fail(name: str, lineno: int, line: bytes, parts: list[bytes]) -> None:
@@ -196,24 +203,44 @@ def _duplicate(name: str, lineno: int, line: bytes, qid: bytes, docno: bytes) ->
     )
 
 
-def _lines(source: Source, progress: Progress | None) -> Iterator[tuple[int, bytes]]:
-    """(line number, line as bytes) of a path, .gz path or file object."""
+@contextmanager
+def _lines(source: Source, progress: Progress | None) -> Iterator[Iterator[tuple[int, bytes]]]:
+    """(line number, line as bytes) of a path, .gz path or file object.
+
+    The iterator is a bare `enumerate` over the file: no Python frame per line. Progress is
+    reported from the reads underneath, a few times per megabyte.
+    """
     if isinstance(source, str | os.PathLike):
         try:
-            with open(source, "rb") as raw:
-                gzipped = _magic(raw) == _GZIP_MAGIC
-                stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if gzipped else raw
-                yield from _numbered(stream, raw, progress)
+            with open(source, "rb", buffering=0) as unbuffered:
+                raw: IO[bytes] = io.BufferedReader(_Counted(unbuffered, progress), 1 << 20)
+                stream = gzip.GzipFile(fileobj=raw) if _magic(raw) == _GZIP_MAGIC else raw
+                yield enumerate(stream, 1)
         except (OSError, EOFError) as exc:  # missing file, unreadable or truncated gzip
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise EvaluationError(f"{_name(source)}: cannot read ({reason})") from None
-        return
-    if isinstance(source, io.TextIOBase) or "b" not in getattr(source, "mode", "b"):
-        for lineno, line in enumerate(source, 1):
-            yield lineno, line.encode("utf-8", "surrogateescape")
-        return
-    stream = gzip.GzipFile(fileobj=source) if _magic(source) == _GZIP_MAGIC else source
-    yield from _numbered(stream, source, progress)
+    elif isinstance(source, io.TextIOBase) or "b" not in getattr(source, "mode", "b"):
+        yield ((n, line.encode("utf-8", "surrogateescape")) for n, line in enumerate(source, 1))
+    else:
+        gzipped = _magic(source) == _GZIP_MAGIC
+        yield enumerate(gzip.GzipFile(fileobj=source) if gzipped else source, 1)
+
+
+class _Counted(io.RawIOBase):
+    """A raw file that reports how many bytes were read so far."""
+
+    def __init__(self, raw: IO[bytes], progress: Progress | None) -> None:
+        self.raw, self.progress, self.done = raw, progress, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer) or 0
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done)
+        return n
 
 
 def _magic(stream: IO[bytes]) -> bytes:
@@ -226,19 +253,6 @@ def _magic(stream: IO[bytes]) -> bytes:
         stream.seek(start)
         return magic
     return b""
-
-
-def _numbered(
-    stream: IO[bytes], raw: IO[bytes], progress: Progress | None
-) -> Iterator[tuple[int, bytes]]:
-    if progress is None:
-        yield from enumerate(stream, 1)
-        return
-    for lineno, line in enumerate(stream, 1):
-        if lineno % _PROGRESS_EVERY == 0:
-            progress(raw.tell())
-        yield lineno, line
-    progress(raw.tell())
 
 
 def _name(source: Source) -> str:

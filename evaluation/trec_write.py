@@ -24,7 +24,7 @@ from evaluation.run import ArrayRun, Run
 Destination = str | os.PathLike | IO[str] | IO[bytes]
 
 _WHITESPACE = frozenset(" \t\n\r\x0b\x0c")
-_BATCH = 1 << 12  # topics per write() call
+_FLUSH_BYTES = 8 << 20  # bytes gathered per write() call
 
 
 def write_qrels(
@@ -137,14 +137,17 @@ def _verify(block: bytes, lines: int, fields: int, values: Callable[[], list[str
 
 
 def _write_blocks(out: IO[bytes], blocks: Iterable[tuple[bytes, int]]) -> int:
-    total = 0
+    """Write blocks in writes of about _FLUSH_BYTES; returns the number of lines."""
+    total, size = 0, 0
     pending: list[bytes] = []
     for data, n in blocks:
         pending.append(data)
         total += n
-        if len(pending) >= _BATCH:
+        size += len(data)
+        if size >= _FLUSH_BYTES:
             out.write(b"".join(pending))
             pending.clear()
+            size = 0
     out.write(b"".join(pending))
     return total
 
@@ -161,9 +164,12 @@ def _check_field(what: str, value: str) -> None:
 def _opened(destination: Destination) -> Iterator[IO[bytes]]:
     if isinstance(destination, str | os.PathLike):
         path = os.fspath(destination)
-        opener = gzip.open if str(path).endswith(".gz") else open
-        with opener(path, "wb") as out:
-            yield out
+        if str(path).endswith(".gz"):
+            with gzip.open(path, "wb", compresslevel=6) as out:
+                yield out
+        else:
+            with open(path, "wb") as out:
+                yield out
     elif isinstance(destination, io.TextIOBase) or "b" not in getattr(destination, "mode", "b"):
         yield _TextSink(destination)
     else:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from evaluation import evaluate, read_qrels, read_run
+from evaluation import LabelQrels, evaluate, read_qrels, read_run
 from evaluation.errors import EvaluationError
 from tests.trec_cases import QRELS, RUN
 
@@ -47,6 +47,11 @@ def test_ndcg_uses_the_grade_as_gain_and_log2_of_rank_plus_one():
     ideal5 = 2 / math.log2(2) + 1 / math.log2(3) + 1 / math.log2(4)  # grades 2, 1, 1
     assert t1["ndcg_cut_5"] == pytest.approx(dcg5 / ideal5, abs=1e-12)
     assert t1["ndcg_cut_2"] == pytest.approx((1 / math.log2(3)) / (2 + 1 / math.log2(3)))
+
+
+def test_zero_and_negative_zero_scores_tie():
+    ev = evaluate({"q": {"a": 1}}, {"q": {"a": 0.0, "b": -0.0}}, ["recip_rank"])
+    assert values(ev, "q")["recip_rank"] == 0.5  # a tie: "b" > "a" ranks first
 
 
 def test_docnos_compare_as_strings_not_numbers():
@@ -150,4 +155,15 @@ def test_per_label_breakdown():
     assert ev.by_label(labels) == {
         "cats": {"num_q": 2, "map": pytest.approx((ap1 + 1.0) / 2), "num_ret": 7},
         "dogs": {"num_q": 1, "map": 0.0, "num_ret": 1},
+    }
+
+
+def test_label_qrels_breakdown_per_class():
+    docnos = ["c1", "c2", "d1", "d2", "d3"]
+    qrels = LabelQrels({"qc": "cat", "qd": "dog"}, docnos, ["cat", "cat", "dog", "dog", "dog"])
+    run = {"qc": {"c1": 0.9, "d1": 0.8, "c2": 0.1}, "qd": {"c1": 0.9, "d3": 0.5}}
+    ev = evaluate(qrels, run, ["map", "num_rel"])
+    assert ev.by_label(qrels) == {
+        "cat": {"num_q": 1, "map": pytest.approx((1 + 2 / 3) / 2), "num_rel": 2},
+        "dog": {"num_q": 1, "map": pytest.approx((1 / 2) / 3), "num_rel": 3},
     }

@@ -143,10 +143,12 @@ def test_array_run_with_label_qrels_matches_pytrec_eval(seed):
     explicit = {t: dict.fromkeys(qrels.relevant_docnos(t), 1) for t in qrels.topics()}
     ev = evaluate(qrels, run, TREC_SPECS)
     assert_same_per_topic(ev, reference(explicit, run.to_run()))
-    same = evaluate(explicit, run.to_run(), TREC_SPECS)
-    for name, values in ev.values.items():
-        np.testing.assert_array_equal(values, same.values[name])
-    assert ev.summary == same.summary
+    for same in (evaluate(explicit, run.to_run(), TREC_SPECS), evaluate(explicit, run, TREC_SPECS)):
+        for name, values in ev.values.items():
+            np.testing.assert_array_equal(values, same.values[name])
+        assert ev.summary == same.summary
+    depth = evaluate(qrels, run, TREC_SPECS, max_depth=7)
+    assert_same_per_topic(depth, reference(explicit, truncated(run.to_run(), 7)))
 
 
 def test_measure_selection_is_the_union_in_the_api_and_first_wins_in_trec_eval_mode():

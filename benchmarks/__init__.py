@@ -1,0 +1,1 @@
+"""Speed benchmarks: functions returning measured figures (medians, ratios against a reference)."""

@@ -22,11 +22,9 @@ import numpy as np
 from evaluation.compute import topic_values
 from evaluation.errors import EvaluationError
 from evaluation.measures import DEFAULT_MEASURES, Measure, MeasureSelection, parse_measures
-from evaluation.qrels import LabelQrels, Qrels
+from evaluation.qrels import Judgments, LabelQrels, Qrels
 from evaluation.ranking import array_run_grades, dict_run_values
 from evaluation.run import ArrayRun, Run
-
-Judgments = Qrels | LabelQrels
 
 
 @dataclass

@@ -17,10 +17,8 @@ import numpy as np
 
 from evaluation.compute import PAD, topic_values
 from evaluation.measures import Measure
-from evaluation.qrels import LabelQrels, Qrels
+from evaluation.qrels import Judgments, LabelQrels
 from evaluation.run import ArrayRun, Run
-
-Judgments = Qrels | LabelQrels
 
 
 def dict_run_values(

@@ -41,7 +41,11 @@ def read_qrels(
     keep: Mapping[str, Collection[str]] | None = None,
     progress: Progress | None = None,
 ) -> Qrels:
-    """Judgments from a qrels file; with `keep` (topic -> docnos), only those are stored."""
+    """Judgments from a qrels file.
+
+    With `keep` (topic -> docnos, e.g. a run's), only those judgments are stored, plus the
+    complete grade counts of every topic: enough to evaluate that run exactly, not another.
+    """
     name = _name(source)
     if keep is None:
         with _lines(source, progress) as lines:

@@ -97,6 +97,9 @@ def test_relevance_level_two():
     assert (
         evaluate(*run_and_qrels(), ALL, relevance_level=2, complete=True).summary["num_rel"] == 5
     )  # trec_eval's -c count is grade > 0 whatever -l
+    zero = values(evaluate(*run_and_qrels(), ALL, relevance_level=0), "1")
+    assert zero["num_rel"] == 5  # every judged document, grade 0 included; d5 was not judged
+    assert zero["map"] == pytest.approx((1 / 2 + 2 / 3 + 3 / 4 + 4 / 5) / 5, abs=1e-12)
 
 
 def long_topic(retrieved: int = 150, relevant_unretrieved: int = 125):

@@ -113,7 +113,9 @@ class LabelQrels:
 
     `topic_labels` maps each topic to its label; `docnos[i]` has label `doc_labels[i]`.
     Documents of another label are not judged (they are absent from the qrels file this
-    writes), which every supported measure treats as non-relevant.
+    writes), which every supported measure treats as non-relevant. A topic whose label no
+    document has is not a judged topic (`topics()` leaves it out), exactly as trec_eval sees
+    the written qrels file, where such a topic has no line.
     """
 
     def __init__(
@@ -137,7 +139,7 @@ class LabelQrels:
         self._index: dict[str, int] | None = None
 
     def topics(self) -> list[str]:
-        return list(self.topic_codes)
+        return [t for t, code in self.topic_codes.items() if self.label_sizes[code] > 0]
 
     def topic_label(self, topic: str) -> Hashable:
         return self.labels[self.topic_codes[topic]]

@@ -163,13 +163,21 @@ def _check_field(what: str, value: str) -> None:
 @contextmanager
 def _opened(destination: Destination) -> Iterator[IO[bytes]]:
     if isinstance(destination, str | os.PathLike):
+        # Write beside the target and rename at the end: a failed write leaves no half file.
         path = os.fspath(destination)
-        if str(path).endswith(".gz"):
-            with gzip.open(path, "wb", compresslevel=6) as out:
-                yield out
-        else:
-            with open(path, "wb") as out:
-                yield out
+        partial = f"{path}.partial"
+        try:
+            with open(partial, "wb") as raw:
+                if str(path).endswith(".gz"):
+                    name = os.path.basename(path)  # the header names the target, not .partial
+                    with gzip.GzipFile(name, "wb", compresslevel=6, fileobj=raw) as out:
+                        yield out
+                else:
+                    yield raw
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
     elif isinstance(destination, io.TextIOBase) or "b" not in getattr(destination, "mode", "b"):
         yield _TextSink(destination)
     else:

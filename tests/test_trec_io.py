@@ -160,3 +160,19 @@ def test_writers_refuse_ids_with_whitespace(tmp_path):
     out = io.StringIO()
     write_qrels(out, {"q": {"a": 2}})
     assert out.getvalue() == "q 0 a 2\n"
+
+
+def test_a_failed_write_leaves_no_file_and_label_topics_without_documents_are_not_judged(
+    tmp_path,
+):
+    with pytest.raises(EvaluationError, match="whitespace"):
+        write_run(tmp_path / "run.txt", {"ok": {"a": 1.0}, "bad topic": {"b": 1.0}})
+    assert list(tmp_path.iterdir()) == []
+    qrels = LabelQrels({"q1": "cat", "q2": "bird"}, ["a", "b"], ["cat", "dog"])
+    assert qrels.topics() == ["q1"]  # no "bird" document: q2 has no line in the file either
+    write_qrels(tmp_path / "qrels.txt", qrels)
+    assert (tmp_path / "qrels.txt").read_text() == "q1 0 a 1\n"
+    run = {"q1": {"a": 1.0}, "q2": {"b": 1.0}}
+    in_memory = evaluate(qrels, run, ["num_q", "map"], complete=True)
+    from_file = evaluate(read_qrels(tmp_path / "qrels.txt"), run, ["num_q", "map"], complete=True)
+    assert in_memory.summary == from_file.summary == {"num_q": 1, "map": 1.0}

@@ -1,0 +1,1 @@
+"""Benchmarks: medians, with a reference measured in the same run."""

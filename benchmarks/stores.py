@@ -1,0 +1,155 @@
+"""Embedded-store benchmarks: search against faiss.IndexFlatIP, open time, write throughput.
+
+    python -m benchmarks.stores            # the sizes of issue #4 (needs ~2 GB of disk, minutes)
+    python -m benchmarks.stores --small    # a quick run on small sizes
+
+Every figure is a median over `repeats` runs, and the faiss reference is measured in the
+same process on the same data, so their ratio holds on a busy machine too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.base import ModelInfo
+from indexing.stores.base import Document
+from indexing.stores.embedded import EmbeddedStore
+from indexing.stores.topk import exact_top_k
+
+
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    rows = rng.standard_normal((n, dim), dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def fill(store: EmbeddedStore, field: str, n: int, dim: int, batch: int, seed: int) -> None:
+    """Upsert n documents with random unit vectors in `field`, `batch` per commit."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, batch):
+        matrix = unit_rows(rng, min(batch, n - start), dim)
+        store.upsert(
+            Document(f"train/{i:06d}", f"img/{i:06d}.png", str(i % 10), "train", {field: row})
+            for i, row in zip(range(start, start + len(matrix)), matrix, strict=True)
+        )
+
+
+def search_vs_faiss(
+    n: int = 50_000, dim: int = 512, queries: int = 10_000, k: int = 100, repeats: int = 3
+) -> dict[str, Any]:
+    """Batched exact search: the embedded store (and its kernel alone) vs faiss.IndexFlatIP."""
+    import faiss
+
+    rng = np.random.default_rng(0)
+    query = unit_rows(rng, queries, dim)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(Path(tmp) / "index")
+        store.create({"cnn": ModelInfo("cnn", dim, "bench")})
+        fill(store, "cnn", n, dim, 5_000, seed=1)
+        view = store.current().fields["cnn"]
+        matrix = np.array(view.matrix)
+        index = faiss.IndexFlatIP(dim)
+        index.add(matrix)
+        faiss_s = median_seconds(lambda: index.search(query, k), repeats)
+        store_s = median_seconds(lambda: store.search("cnn", query, k), repeats)
+        kernel_s = median_seconds(
+            lambda: exact_top_k(query, view.matrix, k, view.row_position), repeats
+        )
+        _, faiss_ids = index.search(query[:100], k)
+        _, rows = exact_top_k(query[:100], view.matrix, k, view.row_position)
+        store.close()
+    return {
+        "n": n,
+        "dim": dim,
+        "queries": queries,
+        "k": k,
+        "faiss_IndexFlatIP_s": faiss_s,
+        "embedded_search_s": store_s,
+        "embedded_kernel_s": kernel_s,
+        "ratio_search_to_faiss": store_s / faiss_s,
+        "ratio_kernel_to_faiss": kernel_s / faiss_s,
+        "same_ids_as_faiss": float((rows == faiss_ids).mean()),
+        "faiss_threads": faiss.omp_get_max_threads(),
+    }
+
+
+def open_and_write(
+    n: int = 50_000,
+    fields: tuple[tuple[str, int], ...] = (("bovw", 4096), ("cnn", 512)),
+    open_dim: int = 2048,
+    batch: int = 1_000,
+    repeats: int = 5,
+) -> dict[str, Any]:
+    """Write throughput (one field after another, `batch` docs per commit) and open time."""
+    result: dict[str, Any] = {"n": n, "batch": batch}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(Path(tmp) / "cifar-like")
+        store.create({name: ModelInfo(name, dim, "bench") for name, dim in fields})
+        for seed, (name, dim) in enumerate(fields):
+            start = time.perf_counter()
+            fill(store, name, n, dim, batch, seed)
+            seconds = time.perf_counter() - start
+            result[f"write_{name}_{dim}d_s"] = seconds
+            result[f"write_{name}_{dim}d_docs_per_s"] = n / seconds
+        store.close()
+
+        url = Path(tmp) / "open"
+        store = EmbeddedStore(url)
+        store.create({"field": ModelInfo("field", open_dim, "bench")})
+        fill(store, "field", n, open_dim, 5_000, seed=7)
+        store.close()
+        one = unit_rows(np.random.default_rng(3), 1, open_dim)
+
+        def open_store() -> None:
+            with EmbeddedStore(url) as opened:
+                opened.count()
+
+        def open_and_search() -> None:
+            with EmbeddedStore(url) as opened:
+                opened.search("field", one, 10)
+
+        result[f"open_{n}x{open_dim}_s"] = median_seconds(open_store, repeats)
+        result[f"open_and_first_search_{n}x{open_dim}_s"] = median_seconds(open_and_search, repeats)
+    return result
+
+
+def run(small: bool = False) -> dict[str, Any]:
+    """All store benchmarks; `small` shrinks every size for a quick check."""
+    if small:
+        return {
+            "search": search_vs_faiss(n=5_000, dim=128, queries=1_000, k=10, repeats=3),
+            "store": open_and_write(n=5_000, fields=(("bovw", 256), ("cnn", 64)), open_dim=256),
+        }
+    return {
+        "search_k10": search_vs_faiss(k=10),
+        "search_k100": search_vs_faiss(k=100),
+        "store": open_and_write(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="small sizes, a quick check")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(small=args.small), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -74,9 +74,7 @@ def documents_from(
     """Documents for `records`, row i of each float32 (len(records), dim) array going to record i."""
     for name, matrix in vectors.items():
         if len(matrix) != len(records):
-            raise StoreError(
-                f"field {name!r} has {len(matrix)} vectors for {len(records)} records"
-            )
+            raise StoreError(f"field {name!r} has {len(matrix)} vectors for {len(records)} records")
     return [
         Document(r.doc_id, r.path, r.label, r.split, {n: m[i] for n, m in vectors.items()})
         for i, r in enumerate(records)
@@ -101,7 +99,9 @@ class VectorStore(ABC):
         """Whether the index has been created."""
 
     @abstractmethod
-    def create(self, fields: Mapping[str, ModelInfo], meta: Mapping[str, Any] | None = None) -> None:
+    def create(
+        self, fields: Mapping[str, ModelInfo], meta: Mapping[str, Any] | None = None
+    ) -> None:
         """Create the index, or add fields to an existing one.
 
         A field that exists already must have been built by the same model (name, dim,

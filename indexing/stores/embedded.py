@@ -220,7 +220,9 @@ class EmbeddedStore(VectorStore):
             elif path.stat().st_size > (size := wanted[path.name][0] * wanted[path.name][1] * 4):
                 os.truncate(path, size)
 
-    def create(self, fields: Mapping[str, ModelInfo], meta: Mapping[str, Any] | None = None) -> None:
+    def create(
+        self, fields: Mapping[str, ModelInfo], meta: Mapping[str, Any] | None = None
+    ) -> None:
         with self._writing() as conn:
             existing = catalog.read_fields(conn)
             added = []
@@ -256,9 +258,7 @@ class EmbeddedStore(VectorStore):
     def upsert(self, documents: Iterable[Document]) -> int:
         with self._writing() as conn:
             fields = catalog.read_fields(conn)
-            prepared = prepare_documents(
-                documents, {n: f[0] for n, f in fields.items()}, self.url
-            )
+            prepared = prepare_documents(documents, {n: f[0] for n, f in fields.items()}, self.url)
             docs = prepared.documents
             if not docs:
                 return 0
@@ -284,7 +284,8 @@ class EmbeddedStore(VectorStore):
                         ],
                     )
                     conn.execute(
-                        "UPDATE fields SET rows = ? WHERE name = ?", (rows + len(batch.matrix), name)
+                        "UPDATE fields SET rows = ? WHERE name = ?",
+                        (rows + len(batch.matrix), name),
                     )
                 catalog.bump_generation(conn)
             self._compact_stale(prepared.fields)
@@ -321,9 +322,13 @@ class EmbeddedStore(VectorStore):
             info, rows, old = fields[field]
             stem, number = old.rsplit(".", 2)[0], int(old.rsplit(".", 2)[1])
             new = f"{stem}.{number + 1}.f32"
-            source = np.memmap(
-                self.directory / catalog.VECTORS / old, np.float32, "r", shape=(rows, info.dim)
-            ) if rows else np.zeros((0, info.dim), np.float32)
+            source = (
+                np.memmap(
+                    self.directory / catalog.VECTORS / old, np.float32, "r", shape=(rows, info.dim)
+                )
+                if rows
+                else np.zeros((0, info.dim), np.float32)
+            )
             with catalog.Transaction(conn):
                 entries = conn.execute(
                     "SELECT ord, row FROM vectors WHERE field = ? ORDER BY row", (field,)
@@ -332,7 +337,9 @@ class EmbeddedStore(VectorStore):
                 path = self.directory / catalog.VECTORS / new
                 with open(path, "wb") as out:
                     for start in range(0, len(kept), COPY_ROWS):
-                        out.write(np.ascontiguousarray(source[kept[start : start + COPY_ROWS]]).data)
+                        out.write(
+                            np.ascontiguousarray(source[kept[start : start + COPY_ROWS]]).data
+                        )
                     out.flush()
                     os.fsync(out.fileno())
                 catalog.fsync_directory(self.directory / catalog.VECTORS)

@@ -78,9 +78,7 @@ def generation(conn: sqlite3.Connection) -> int:
 
 
 def bump_generation(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        "UPDATE info SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
-    )
+    conn.execute("UPDATE info SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, Any]:

@@ -101,7 +101,9 @@ def load_snapshot(conn: sqlite3.Connection, directory: Path) -> Snapshot:
         entries = np.array(vectors[name], np.int64).reshape(-1, 3)
         positions = position_of_ord[entries[:, 0]] if len(entries) else entries[:, 0]
         if (positions < 0).any() or (entries[:, 1] >= rows).any():
-            raise StoreError(f"{directory}: catalog of field {name!r} is inconsistent; rebuild the index")
+            raise StoreError(
+                f"{directory}: catalog of field {name!r} is inconsistent; rebuild the index"
+            )
         row_position = np.full(rows, -1, np.int64)
         row_position[entries[:, 1]] = positions
         searchable = row_position >= 0

@@ -123,9 +123,7 @@ def parse_filters(filters: Filters | None) -> dict[str, tuple[str, ...]]:
     parsed = {}
     for key, value in filters.items():
         if key not in FILTER_KEYS:
-            raise StoreError(
-                f"cannot filter on {key!r}; filters take {' and '.join(FILTER_KEYS)}"
-            )
+            raise StoreError(f"cannot filter on {key!r}; filters take {' and '.join(FILTER_KEYS)}")
         values = (value,) if isinstance(value, str) else tuple(value)
         if not values or not all(isinstance(v, str) for v in values):
             raise StoreError(f"filter {key!r} takes a string or a list of strings, got {value!r}")

@@ -29,11 +29,11 @@ import sys
 import numpy as np
 from features.base import ModelInfo
 from indexing.stores import Document
-from indexing.stores import embedded
+from indexing.stores import embedded, embedded_writes
 from tests.test_embedded_store import BATCH, BATCHES, MODEL, batch
 
 path, hold = sys.argv[1], int(sys.argv[2])
-written = embedded.append_rows
+written = embedded_writes.append_rows
 current = [0]
 
 def append_then_hold(*args):
@@ -42,7 +42,7 @@ def append_then_hold(*args):
         print("holding", flush=True)
         sys.stdin.read()
 
-embedded.append_rows = append_then_hold
+embedded_writes.append_rows = append_then_hold
 store = embedded.EmbeddedStore(path)
 store.create({"cnn": MODEL})
 for b in range(BATCHES):
@@ -195,7 +195,7 @@ def test_threads_search_while_another_thread_writes(tmp_path):
 
 
 def test_rewrites_are_compacted_and_open_readers_keep_working(tmp_path, monkeypatch):
-    monkeypatch.setattr("indexing.stores.embedded.MIN_STALE_ROWS", 10)
+    monkeypatch.setattr("indexing.stores.embedded_writes.MIN_STALE_ROWS", 10)
     path = tmp_path / "index"
     writer, reader = EmbeddedStore(path), EmbeddedStore(path)
     writer.create({"cnn": MODEL})

@@ -63,7 +63,9 @@ class RecordingEsStandIn:
         self.indices: dict[str, Index] = {}
         self.answers: list[list[dict[str, Any]]] = []  # hits for the next searches, in order
         self.rejections: dict[str, list[tuple[int, str]]] = {}  # doc id -> statuses to give first
+        self.stalls: dict[str, list[float]] = {}  # path suffix -> seconds to wait before answering
         self.lock = threading.Lock()
+        self.stalled = threading.Event()  # never set: stalls wait out their time
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
 
     @property
@@ -87,6 +89,16 @@ class RecordingEsStandIn:
     def reject(self, doc_id: str, status: int, kind: str) -> None:
         """Make the next bulk item for `doc_id` fail with `status` / error type `kind`."""
         self.rejections.setdefault(doc_id, []).append((status, kind))
+
+    def stall(self, suffix: str, seconds: float) -> None:
+        """Make the next request to a path ending in `suffix` wait `seconds` before answering."""
+        self.stalls.setdefault(suffix, []).append(seconds)
+
+    def _stall_for(self, path: str) -> float:
+        for suffix, waits in self.stalls.items():
+            if path.endswith(suffix) and waits:
+                return waits.pop(0)
+        return 0.0
 
     def calls(self, method: str, suffix: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path.endswith(suffix)]
@@ -114,6 +126,10 @@ class RecordingEsStandIn:
                 )
                 with standin.lock:
                     standin.requests.append(request)
+                    stall = standin._stall_for(request.path)
+                if stall:
+                    standin.stalled.wait(stall)  # a slow server: the client should time out
+                with standin.lock:
                     try:
                         check_headers(standin.version, request.headers)
                         status, body = standin._route(request)

@@ -124,6 +124,15 @@ def test_rejections_with_429_are_retried(es):
     assert store.count() == 3
 
 
+def test_requests_that_time_out_are_retried(es):
+    store = ElasticsearchStore.open(es.url + "/images", env={}, request_timeout=0.2)
+    store.create({"cnn": CNN})
+    es.stall("/_bulk", 1.0)
+    assert store.upsert([Document("a", vectors={"cnn": [1, 2, 3, 4]})]) == 1
+    assert len(es.calls("PUT", "/_bulk")) == 2  # the first attempt timed out
+    assert store.count() == 1
+
+
 def test_per_document_failures_are_raised_with_their_ids_never_swallowed(es):
     store = connect(es)
     store.create({"cnn": CNN})

@@ -87,11 +87,20 @@ class ElasticsearchStore(VectorStore):
 
     @classmethod
     def open(
-        cls, url: str, env: Mapping[str, str] | None = None, **options: Any
+        cls,
+        url: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        request_timeout: float = 60.0,
+        **options: Any,
     ) -> ElasticsearchStore:
-        """Connect and check the server version; one-line StoreError naming the URL if not."""
+        """Connect and check the server version; one-line StoreError naming the URL if not.
+
+        Requests that time out are retried (3 times, with backoff); `options` go to the store
+        (bulk chunking and retries, msearch batch size).
+        """
         target = parse_es_url(url)
-        client, version = connect(target, env)
+        client, version = connect(target, env, request_timeout=request_timeout)
         return cls(target, client, version, **options)
 
     def _errors(self, what: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cbir.progress import summary_line
 from features.base import ModelInfo
 from indexing.stores.base import Document
 from indexing.stores.embedded import EmbeddedStore
@@ -75,6 +77,11 @@ def search_vs_faiss(
         _, faiss_ids = index.search(query[:100], k)
         _, rows = exact_top_k(query[:100], view.matrix, k, view.row_position)
         store.close()
+    print(
+        f"search {queries:,} x {n:,} x {dim}, k={k}: embedded {store_s:.2f} s, "
+        f"faiss.IndexFlatIP {faiss_s:.2f} s ({store_s / faiss_s:.2f}x)",
+        file=sys.stderr,
+    )
     return {
         "n": n,
         "dim": dim,
@@ -106,6 +113,7 @@ def open_and_write(
             start = time.perf_counter()
             fill(store, name, n, dim, batch, seed)
             seconds = time.perf_counter() - start
+            print(summary_line(f"write {name} ({dim} dims)", n, seconds, "docs"), file=sys.stderr)
             result[f"write_{name}_{dim}d_s"] = seconds
             result[f"write_{name}_{dim}d_docs_per_s"] = n / seconds
         store.close()

@@ -233,7 +233,11 @@ class ElasticsearchStore(VectorStore):
         return written, missing
 
     def upsert(self, documents: Iterable[Document]) -> int:
-        fields = self._known_fields(refresh=self._fields is None)
+        documents = list(documents)
+        named = {name for doc in documents for name in getattr(doc, "vectors", {})}
+        fields = self._known_fields()
+        if not named <= set(fields):
+            fields = self._known_fields(refresh=True)  # another process may have added them
         prepared = prepare_documents(documents, fields, self.url)
         if not prepared.documents:
             return 0

@@ -249,3 +249,22 @@ def test_vectors_are_memory_mapped_read_only(tmp_path):
         matrix = opened.current().fields["cnn"].matrix
         assert isinstance(matrix, np.memmap) and matrix.mode == "r"
         assert matrix.shape == (50, DIM) and not matrix.flags.writeable
+
+
+def test_large_searches_leave_the_garbage_collector_as_they_found_it(tmp_path):
+    import gc
+
+    store = EmbeddedStore(tmp_path / "index")
+    store.create({"cnn": MODEL})
+    store.upsert(batch(0))
+    queries = batch_vectors(1)[:200]
+    assert gc.isenabled()
+    results = store.search("cnn", queries, 100)  # 20,000 hits: built with the collector paused
+    assert gc.isenabled() and sum(map(len, results)) == 20_000
+    gc.disable()
+    try:
+        store.search("cnn", queries, 100)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    store.close()

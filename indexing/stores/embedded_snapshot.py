@@ -52,6 +52,14 @@ class Snapshot:
         return len(self.doc_ids)
 
     @functools.cached_property
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """doc_ids, labels, paths, splits as object arrays (documents,), for fancy indexing."""
+        return tuple(
+            np.array(values, dtype=object)
+            for values in (self.doc_ids, self.labels, self.paths, self.splits)
+        )
+
+    @functools.cached_property
     def position(self) -> dict[str, int]:
         return {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
 

@@ -1,1 +1,1 @@
-"""Speed benchmarks: functions returning measured figures (medians, ratios against a reference)."""
+"""Speed benchmarks: functions returning medians, with a reference measured in the same run."""

@@ -1,0 +1,172 @@
+"""Embedded-store benchmarks: search against faiss.IndexFlatIP, open time, write throughput.
+
+    python -m benchmarks.stores            # the sizes of issue #4 (needs ~2 GB of disk, minutes)
+    python -m benchmarks.stores --small    # a quick run on small sizes
+
+Every figure is a median over `repeats` runs. The faiss reference is measured in the same
+process on the same data, interleaved round by round with our search, and the ratio is the
+median of the per-round ratios, so that a busy machine slows both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbir.progress import summary_line
+from features.base import ModelInfo
+from indexing.stores.base import Document
+from indexing.stores.embedded import EmbeddedStore
+from indexing.stores.topk import exact_top_k
+
+
+def seconds(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    return statistics.median(seconds(run) for _ in range(repeats))
+
+
+def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    rows = rng.standard_normal((n, dim), dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def fill(store: EmbeddedStore, field: str, n: int, dim: int, batch: int, seed: int) -> None:
+    """Upsert n documents with random unit vectors in `field`, `batch` per commit."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, batch):
+        matrix = unit_rows(rng, min(batch, n - start), dim)
+        store.upsert(
+            Document(f"train/{i:06d}", f"img/{i:06d}.png", str(i % 10), "train", {field: row})
+            for i, row in zip(range(start, start + len(matrix)), matrix, strict=True)
+        )
+
+
+def search_vs_faiss(
+    n: int = 50_000, dim: int = 512, queries: int = 10_000, k: int = 100, repeats: int = 5
+) -> dict[str, Any]:
+    """Batched exact search: the embedded store (and its kernel alone) vs faiss.IndexFlatIP."""
+    import faiss
+
+    rng = np.random.default_rng(0)
+    query = unit_rows(rng, queries, dim)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(Path(tmp) / "index")
+        store.create({"cnn": ModelInfo("cnn", dim, "bench")})
+        fill(store, "cnn", n, dim, 5_000, seed=1)
+        view = store.current().fields["cnn"]
+        matrix = np.array(view.matrix)
+        index = faiss.IndexFlatIP(dim)
+        index.add(matrix)
+        # Interleaved, so that both see the same load on a shared machine; ratios are per round.
+        rounds = [
+            (
+                seconds(lambda: index.search(query, k)),
+                seconds(lambda: store.search("cnn", query, k)),
+                seconds(lambda: exact_top_k(query, view.matrix, k, view.row_position)),
+            )
+            for _ in range(repeats)
+        ]
+        faiss_s, store_s, kernel_s = (statistics.median(r[i] for r in rounds) for i in range(3))
+        _, faiss_ids = index.search(query[:100], k)
+        _, rows = exact_top_k(query[:100], view.matrix, k, view.row_position)
+        store.close()
+    print(
+        f"search {queries:,} x {n:,} x {dim}, k={k}: embedded {store_s:.2f} s, "
+        f"faiss.IndexFlatIP {faiss_s:.2f} s (median ratio of {repeats} interleaved rounds "
+        f"{statistics.median(r[1] / r[0] for r in rounds):.2f}x)",
+        file=sys.stderr,
+    )
+    return {
+        "n": n,
+        "dim": dim,
+        "queries": queries,
+        "k": k,
+        "faiss_IndexFlatIP_s": faiss_s,
+        "embedded_search_s": store_s,
+        "embedded_kernel_s": kernel_s,
+        "ratio_search_to_faiss": statistics.median(r[1] / r[0] for r in rounds),
+        "ratio_kernel_to_faiss": statistics.median(r[2] / r[0] for r in rounds),
+        "rounds": repeats,
+        "same_ids_as_faiss": float((rows == faiss_ids).mean()),
+        "faiss_threads": faiss.omp_get_max_threads(),
+    }
+
+
+def open_and_write(
+    n: int = 50_000,
+    fields: tuple[tuple[str, int], ...] = (("bovw", 4096), ("cnn", 512)),
+    open_dim: int = 2048,
+    batch: int = 1_000,
+    repeats: int = 5,
+) -> dict[str, Any]:
+    """Write throughput (one field after another, `batch` docs per commit) and open time."""
+    result: dict[str, Any] = {"n": n, "batch": batch}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(Path(tmp) / "cifar-like")
+        store.create({name: ModelInfo(name, dim, "bench") for name, dim in fields})
+        for seed, (name, dim) in enumerate(fields):
+            start = time.perf_counter()
+            fill(store, name, n, dim, batch, seed)
+            seconds = time.perf_counter() - start
+            print(summary_line(f"write {name} ({dim} dims)", n, seconds, "docs"), file=sys.stderr)
+            result[f"write_{name}_{dim}d_s"] = seconds
+            result[f"write_{name}_{dim}d_docs_per_s"] = n / seconds
+        store.close()
+
+        url = Path(tmp) / "open"
+        store = EmbeddedStore(url)
+        store.create({"field": ModelInfo("field", open_dim, "bench")})
+        fill(store, "field", n, open_dim, 5_000, seed=7)
+        store.close()
+        one = unit_rows(np.random.default_rng(3), 1, open_dim)
+
+        def open_store() -> None:
+            with EmbeddedStore(url) as opened:
+                opened.count()
+
+        def open_and_search() -> None:
+            with EmbeddedStore(url) as opened:
+                opened.search("field", one, 10)
+
+        result[f"open_{n}x{open_dim}_s"] = median_seconds(open_store, repeats)
+        result[f"open_and_first_search_{n}x{open_dim}_s"] = median_seconds(open_and_search, repeats)
+    return result
+
+
+def run(small: bool = False) -> dict[str, Any]:
+    """All store benchmarks; `small` shrinks every size for a quick check."""
+    if small:
+        return {
+            "search": search_vs_faiss(n=5_000, dim=128, queries=1_000, k=10, repeats=3),
+            "store": open_and_write(n=5_000, fields=(("bovw", 256), ("cnn", 64)), open_dim=256),
+        }
+    return {
+        "search_k10": search_vs_faiss(k=10),
+        "search_k100": search_vs_faiss(k=100),
+        "store": open_and_write(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="small sizes, a quick check")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(small=args.small), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Vector stores: the embedded default and Elasticsearch, behind one protocol (`base.VectorStore`)."""
+
+from indexing.stores.base import (
+    Document,
+    Hit,
+    ModelMismatchError,
+    StoreError,
+    VectorStore,
+    documents_from,
+    open_store,
+)
+
+__all__ = [
+    "Document",
+    "Hit",
+    "ModelMismatchError",
+    "StoreError",
+    "VectorStore",
+    "documents_from",
+    "open_store",
+]

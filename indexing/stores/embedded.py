@@ -1,0 +1,250 @@
+"""The embedded store (default): a directory, no server, exact cosine top-k.
+
+Readers (any number of threads and processes) search the last committed state through
+memory maps and pick up new commits on their next call. One process writes at a time
+(`writer.lock`); each `upsert` / `delete` is one durable commit, so a crash, even
+`kill -9` in the middle of a write, leaves the previous commit readable, and re-running
+the same writes resumes without duplicates. Stale rows (replaced or deleted vectors) are
+masked out and compacted away once they outnumber the live ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.base import ModelInfo
+from indexing.stores import embedded_catalog as catalog
+from indexing.stores import embedded_writes as writes
+from indexing.stores.base import (
+    Document,
+    Filters,
+    Hit,
+    StoreError,
+    VectorStore,
+    check_model,
+)
+from indexing.stores.embedded_snapshot import FieldView, Snapshot, load_snapshot
+from indexing.stores.prepare import check_k, gc_paused, parse_filters, prepare_queries
+from indexing.stores.topk import exact_top_k
+
+# Above this many hits per call, building them pauses the garbage collector (5x faster).
+MANY_HITS = 10_000
+
+
+class EmbeddedStore(VectorStore):
+    """A store in a local directory (`local:PATH`)."""
+
+    def __init__(self, directory: Path | str):
+        self.directory = Path(directory).expanduser()
+        self.url = f"local:{self.directory}"
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._reader: Any = None
+        self._writer: Any = None
+        self._lock: catalog.WriterLock | None = None
+        self._snapshot: Snapshot | None = None
+
+    @classmethod
+    def open(cls, url: str) -> EmbeddedStore:
+        path = url.removeprefix("local:")
+        if not path:
+            raise StoreError("store URL 'local:' names no directory; use local:PATH")
+        return cls(path)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return (self.directory / catalog.CATALOG).is_file()
+
+    def current(self) -> Snapshot:
+        """The last committed state (reloaded when another commit happened since)."""
+        if not self.exists():
+            raise StoreError(
+                f"no index at {self.directory}; build one with `cbir index` (or check CBIR_STORE)"
+            )
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = catalog.connect(self.directory, writer=False)
+            latest = catalog.generation(self._reader)
+            if self._snapshot is None or self._snapshot.generation != latest:
+                self._snapshot = self._load()
+            return self._snapshot
+
+    def _load(self) -> Snapshot:
+        for _ in range(4):
+            try:
+                return load_snapshot(self._reader, self.directory)
+            except FileNotFoundError:
+                continue  # a compaction replaced a vector file between catalog read and map
+        return load_snapshot(self._reader, self.directory)
+
+    @property
+    def fields(self) -> dict[str, ModelInfo]:
+        if not self.exists():
+            return {}
+        return {name: view.model for name, view in self.current().fields.items()}
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return dict(self.current().meta) if self.exists() else {}
+
+    def count(self) -> int:
+        return len(self.current())
+
+    def get(self, ids: Iterable[str]) -> dict[str, Document]:
+        snapshot = self.current()
+        found = {}
+        for doc_id in ids:
+            position = snapshot.position.get(doc_id)
+            if position is None:
+                continue
+            vectors = {
+                name: np.array(view.matrix[view.doc_row[position]])
+                for name, view in snapshot.fields.items()
+                if view.doc_row[position] >= 0
+            }
+            found[doc_id] = Document(
+                doc_id,
+                snapshot.paths[position],
+                snapshot.labels[position],
+                snapshot.splits[position],
+                vectors,
+            )
+        return found
+
+    def ids_with(self, field: str) -> set[str]:
+        snapshot = self.current()
+        view = self._field(snapshot, field)
+        return {snapshot.doc_ids[p] for p in np.flatnonzero(view.doc_row >= 0)}
+
+    def search(
+        self,
+        field: str,
+        vectors: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        *,
+        model: ModelInfo | None = None,
+        exact: bool = True,
+        num_candidates: int | None = None,
+    ) -> list[list[Hit]]:
+        """Exact cosine top-k; `exact` and `num_candidates` are accepted and change nothing."""
+        k = check_k(k)
+        conditions = parse_filters(filters)
+        snapshot = self.current()
+        view = self._field(snapshot, field)
+        if model is not None:
+            check_model(field, view.model, model, self.url)
+        queries, zero = prepare_queries(vectors, field, view.model.dim)
+        allowed = view.searchable
+        passing = snapshot.passing(conditions)
+        if passing is not None:
+            rows = np.flatnonzero(allowed)
+            allowed = allowed.copy()
+            allowed[rows] = passing[view.row_position[rows]]
+        scores, rows = exact_top_k(queries, view.matrix, k, view.row_position, allowed)
+        positions = view.row_position[rows]
+        with gc_paused(positions.size > MANY_HITS):
+            ids, labels, paths, splits = (column[positions].tolist() for column in snapshot.columns)
+            values = scores.tolist()
+            return [
+                []  # a zero vector has no cosine with anything
+                if zero[q]
+                else list(map(Hit, ids[q], values[q], labels[q], paths[q], splits[q]))
+                for q in range(len(queries))
+            ]
+
+    def _field(self, snapshot: Snapshot, field: str) -> FieldView:
+        try:
+            return snapshot.fields[field]
+        except KeyError:
+            known = ", ".join(sorted(snapshot.fields)) or "none"
+            raise StoreError(
+                f"{self.url} has no field {field!r} (fields: {known}); index it first"
+            ) from None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """Hold the thread lock and, from the first write on, the process-wide writer lock."""
+        with self._write_lock:
+            if self._lock is None:
+                if self.directory.exists() and not self.directory.is_dir():
+                    raise StoreError(f"{self.directory} is not a directory; choose another path")
+                if (
+                    self.directory.is_dir()
+                    and not self.exists()
+                    and any(
+                        p.name not in (catalog.LOCK, catalog.VECTORS)
+                        for p in self.directory.iterdir()
+                    )
+                ):
+                    raise StoreError(
+                        f"{self.directory} is not empty and holds no cbir store; choose another path"
+                    )
+                (self.directory / catalog.VECTORS).mkdir(parents=True, exist_ok=True)
+                self._lock = catalog.WriterLock(self.directory)
+                self._writer = catalog.connect(self.directory, writer=True)
+                writes.recover(self._writer, self.directory)
+            yield self._writer
+
+    def create(
+        self, fields: Mapping[str, ModelInfo], meta: Mapping[str, Any] | None = None
+    ) -> None:
+        with self._writing() as conn:
+            writes.add_fields(conn, self.directory, fields, meta, self.url)
+
+    def upsert(self, documents: Iterable[Document]) -> int:
+        with self._writing() as conn:
+            written, fields = writes.write_documents(conn, self.directory, documents, self.url)
+            for name in writes.stale_fields(conn, fields):
+                writes.compact_field(conn, self.directory, name)
+            return written
+
+    def delete(self, ids: Iterable[str]) -> int:
+        with self._writing() as conn:
+            deleted = writes.delete_documents(conn, ids)
+            if deleted:
+                for name in writes.stale_fields(conn, catalog.read_fields(conn)):
+                    writes.compact_field(conn, self.directory, name)
+            return deleted
+
+    def compact(self, field: str) -> None:
+        """Rewrite a field's vectors without its stale rows (done by itself when they pile up)."""
+        with self._writing() as conn:
+            self._field(self.current(), field)
+            writes.compact_field(conn, self.directory, field)
+
+    def drop(self) -> None:
+        """Delete the store's files (only those a store has) and its directory if left empty."""
+        if not self.exists():
+            return
+        with self._writing():
+            self._close_connections()
+            writes.remove_store_files(self.directory)
+            self._release_lock()
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._close_connections()
+            self._release_lock()
+
+    def _close_connections(self) -> None:
+        with self._read_lock:
+            for conn in (self._reader, self._writer):
+                if conn is not None:
+                    conn.close()
+            self._reader = self._writer = None
+            self._snapshot = None
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -1,0 +1,33 @@
+"""The store benchmark runs (on tiny sizes) and compares like with like: same ids as faiss."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.stores import open_and_write, search_vs_faiss
+
+
+def test_search_benchmark_agrees_with_faiss_on_its_own_data():
+    pytest.importorskip("faiss")
+    result = search_vs_faiss(n=600, dim=16, queries=40, k=5, repeats=1)
+    assert result["same_ids_as_faiss"] == 1.0
+    assert result["ratio_search_to_faiss"] == pytest.approx(
+        result["embedded_search_s"] / result["faiss_IndexFlatIP_s"]
+    )
+
+
+def test_write_and_open_benchmark_reports_every_figure():
+    result = open_and_write(
+        n=300, fields=(("bovw", 32), ("cnn", 8)), open_dim=16, batch=100, repeats=1
+    )
+    assert set(result) == {
+        "n",
+        "batch",
+        "write_bovw_32d_s",
+        "write_bovw_32d_docs_per_s",
+        "write_cnn_8d_s",
+        "write_cnn_8d_docs_per_s",
+        "open_300x16_s",
+        "open_and_first_search_300x16_s",
+    }
+    assert all(value > 0 for value in result.values())

@@ -1,0 +1,58 @@
+"""The exact top-k kernel against a plain Python sort, on data full of exact ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexing.stores.topk import exact_top_k
+
+
+def python_top_k(queries, matrix, k, keys, allowed):
+    ranked = []
+    for query in queries:
+        scores = matrix @ query
+        rows = [r for r in range(len(matrix)) if allowed is None or allowed[r]]
+        rows.sort(key=lambda r: (-scores[r], -keys[r]))
+        ranked.append(rows[:k])
+    return ranked
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_matches_a_plain_sort_with_ties_masks_and_small_blocks(seed):
+    rng = np.random.default_rng(seed)
+    n, dim, q = int(rng.integers(1, 60)), int(rng.integers(1, 4)), int(rng.integers(1, 7))
+    # Small integers make many exactly equal scores, also across the k-th place.
+    matrix = rng.integers(-2, 3, (n, dim)).astype(np.float32)
+    queries = rng.integers(-2, 3, (q, dim)).astype(np.float32)
+    keys = rng.permutation(n).astype(np.int64)
+    allowed = None if seed % 3 == 0 else rng.random(n) < rng.uniform(0.1, 1.0)
+    k = int(rng.integers(1, n + 5))
+    scores, rows = exact_top_k(
+        queries, matrix, k, keys, allowed, block_bytes=int(rng.integers(4, 600))
+    )
+    expected = python_top_k(queries, matrix, k, keys, allowed)
+    for i in range(q):
+        assert rows[i].tolist() == expected[i]
+        np.testing.assert_array_equal(scores[i], matrix[expected[i]] @ queries[i])
+
+
+def test_nothing_allowed_or_no_rows_gives_empty_results():
+    matrix = np.eye(3, dtype=np.float32)
+    scores, rows = exact_top_k(matrix, matrix, 2, np.arange(3), np.zeros(3, bool))
+    assert scores.shape == rows.shape == (3, 0)
+    scores, rows = exact_top_k(matrix, np.zeros((0, 3), np.float32), 2, np.arange(0))
+    assert rows.shape == (3, 0)
+
+
+def test_float32_scores_match_faiss_flat_inner_product():
+    faiss = pytest.importorskip("faiss")
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((2000, 32)).astype(np.float32)
+    queries = rng.standard_normal((50, 32)).astype(np.float32)
+    index = faiss.IndexFlatIP(32)
+    index.add(matrix)
+    expected_scores, expected_rows = index.search(queries, 10)
+    scores, rows = exact_top_k(queries, matrix, 10, np.arange(2000))
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)

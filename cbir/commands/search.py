@@ -1,19 +1,52 @@
-"""`cbir search`: not implemented yet (issue #7)."""
+"""`cbir search`: the most similar indexed images to an image file or a known doc id."""
 
 from __future__ import annotations
 
 import argparse
 
 from cbir.config import Settings
-from cbir.errors import CbirError
 
 NAME = "search"
-HELP = "not implemented yet (issue #7)"
+HELP = "print the top hits for an image file (or --id DOC_ID) from the index"
 
 
 def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("image", nargs="?", help="an image file to search with")
+    parser.add_argument(
+        "--id",
+        dest="doc_id",
+        help="search with a known image instead (indexed or from the dataset)",
+    )
+    parser.add_argument("--method", default="cnn", help="bovw, cnn or fusion (default cnn)")
+    parser.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise CbirError("cbir search is not implemented yet (issue #7)")
+    from cbir.errors import CbirError
+    from features.imaging import decode_image
+    from indexing.search import SearchService
+
+    if (args.image is None) == (args.doc_id is None):
+        raise CbirError("give an image file or --id DOC_ID (one of them)")
+    service = SearchService.open(settings)
+    try:
+        if args.image is not None:
+            image = decode_image(args.image, max_pixels=settings.max_pixels)
+            result = service.search_image(image, args.method, args.k)
+        else:
+            result = service.search_id(args.doc_id, args.method, args.k)
+    finally:
+        service.close()
+    score_name = "cosine" if result.method != "fusion" else "fused"
+    print(f"{'rank':>4}  {score_name:>8}  {'label':<12} {'id':<28} path")
+    for rank, hit in enumerate(result.hits, start=1):
+        print(
+            f"{rank:>4}  {hit.score:>8.4f}  {hit.label or '-':<12} {hit.doc_id:<28} {hit.path or '-'}"
+        )
+    quality = result.quality(service.label_counts)
+    if quality:
+        print(
+            f"query label {result.query.label}: P@{result.k} {quality['precision']:.3f}, AP@{result.k} {quality['ap']:.3f}"
+        )
+    print(f"{result.method}, k={result.k}, {result.took_ms:.1f} ms")
+    return 0

@@ -1,0 +1,205 @@
+"""Single queries against an index: what `cbir search` and the web app call.
+
+A SearchService opens the store once, loads the models that built its fields (from the
+paths the index recorded) and the dataset the documents come from, then answers queries
+by image (encoded in-process, never through Ray) or by doc id (an indexed document's
+stored vector, or an image of the dataset's other split, e.g. a CIFAR-10 test image).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cbir.config import Settings
+from cbir.errors import CbirError
+from features.base import Extractor
+from features.imaging import decode_image
+from indexing.datasets import Dataset, ImageRecord, open_dataset
+from indexing.fusion import FusionRule, fuse
+from indexing.models import load_models
+from indexing.stores.base import Hit, VectorStore, check_model, open_store
+
+FUSION = "fusion"
+
+
+class IndexMissingError(CbirError):
+    """There is no index to search yet."""
+
+
+class UnknownDocumentError(CbirError):
+    """A doc id that is neither in the index nor in its dataset."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """What was searched: an uploaded image, or a known image (doc id, label)."""
+
+    doc_id: str | None = None
+    label: str | None = None
+    indexed: bool = False
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    method: str
+    k: int
+    hits: list[Hit]
+    took_ms: float
+    query: Query
+
+    def quality(self, label_counts: Mapping[str, int]) -> dict[str, float] | None:
+        """P@k and AP@k (normalised by min(R, k)) when the query has a label, else None.
+
+        R is the number of indexed documents with the query's label, minus the query itself
+        when it is indexed (it is left out of its own results).
+        """
+        label = self.query.label
+        if label is None or label not in label_counts:
+            return None
+        relevant = label_counts[label] - (1 if self.query.indexed else 0)
+        rel = [h.label == label for h in self.hits]
+        found, precision_sum = 0, 0.0
+        for rank, is_rel in enumerate(rel, start=1):
+            if is_rel:
+                found += 1
+                precision_sum += found / rank
+        denominator = min(relevant, self.k)
+        return {
+            "precision": found / self.k,
+            "ap": precision_sum / denominator if denominator else 0.0,
+            "relevant": relevant,
+        }
+
+
+class SearchService:
+    """An open index with its models and dataset, ready for queries from many threads."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        models: Mapping[str, Extractor],
+        dataset: Dataset | None,
+        fusion_rule: FusionRule | str = FusionRule.RRF,
+        fusion_weights: Mapping[str, float] | None = None,
+    ):
+        self.store = store
+        self.models = dict(models)
+        self.dataset = dataset
+        self.fusion_rule = FusionRule(fusion_rule)
+        self.fusion_weights = dict(fusion_weights) if fusion_weights else None
+        fields = store.fields
+        for method, model in self.models.items():
+            check_model(method, fields[method], model.info, store.url)
+
+    @classmethod
+    def open(cls, settings: Settings, store_url: str | None = None, **fusion) -> SearchService:
+        """Open the index at `store_url` (default CBIR_STORE) with the models that built it."""
+        url = store_url or settings.store
+        store = open_store(url, settings)
+        if not store.exists() or not store.fields:
+            store.close()
+            raise IndexMissingError(
+                f"no index at {url}; build one with `cbir index` (e.g. `cbir index --dataset cifar10`)"
+            )
+        meta = store.meta
+        paths = {m: Path(p) for m, p in meta.get("models", {}).items() if m in store.fields}
+        models = load_models(paths)
+        dataset = None
+        if "dataset" in meta:
+            info = meta["dataset"]
+            dataset = open_dataset(info["name"], settings, info["source"])
+        return cls(store, models, dataset, **fusion)
+
+    @property
+    def methods(self) -> list[str]:
+        """Searchable methods: every field with its model, and fusion when there are several."""
+        methods = list(self.models)
+        return [*methods, FUSION] if len(methods) > 1 else methods
+
+    @property
+    def label_counts(self) -> dict[str, int]:
+        return dict(self.store.meta.get("label_counts", {}))
+
+    def check_method(self, method: str) -> str:
+        if method not in self.methods:
+            raise CbirError(f"unknown method {method!r}; this index has: {', '.join(self.methods)}")
+        return method
+
+    def search_image(self, image: np.ndarray, method: str, k: int) -> SearchResult:
+        """Search with a decoded RGB image (uint8, (h, w, 3)), encoded in this process."""
+        start = time.perf_counter()
+        self.check_method(method)
+        wanted = self._base_methods(method)
+        vectors = {m: self.models[m].encode_one(image) for m in wanted}
+        return self._search(vectors, method, k, Query(), start)
+
+    def search_id(self, doc_id: str, method: str, k: int) -> SearchResult:
+        """Search with a known image: an indexed document (left out of its own results)
+        or another image of the dataset (e.g. a CIFAR-10 test image)."""
+        start = time.perf_counter()
+        self.check_method(method)
+        wanted = self._base_methods(method)
+        stored = self.store.get([doc_id]).get(doc_id)
+        if stored is not None and all(m in stored.vectors for m in wanted):
+            query = Query(doc_id, stored.label, indexed=True)
+            vectors = {m: stored.vectors[m] for m in wanted}
+        else:
+            record = self.record(doc_id)
+            image = self.dataset.image(record)
+            query = Query(doc_id, record.label, indexed=stored is not None)
+            vectors = {m: self.models[m].encode_one(image) for m in wanted}
+        return self._search(vectors, method, k, query, start)
+
+    def record(self, doc_id: str) -> ImageRecord:
+        """The dataset record of `doc_id`; UnknownDocumentError when there is none."""
+        if self.dataset is not None:
+            try:
+                return self.dataset.record(doc_id)
+            except KeyError:
+                pass
+        raise UnknownDocumentError(f"no image with id {doc_id!r} in this index or its dataset")
+
+    def image(self, doc_id: str, max_side: int | None = None) -> np.ndarray:
+        """The pixels of a known image (uint8 RGB (h, w, 3)), looked up by doc id only."""
+        record = self.record(doc_id)
+        image = decode_image(self.dataset.payload(record), name=record.path)
+        if max_side and max(image.shape[:2]) > max_side:
+            pil = Image.fromarray(image)
+            pil.thumbnail((max_side, max_side))
+            image = np.asarray(pil)
+        return image
+
+    def image_png(self, doc_id: str, max_side: int | None = 512) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(self.image(doc_id, max_side)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _base_methods(self, method: str) -> list[str]:
+        return list(self.models) if method == FUSION else [method]
+
+    def _search(
+        self, vectors: Mapping[str, np.ndarray], method: str, k: int, query: Query, start: float
+    ) -> SearchResult:
+        if k <= 0:
+            raise CbirError(f"k must be positive, got {k}")
+        extra = 1 if query.indexed else 0  # the query itself comes back first
+        lists = {}
+        for m, vector in vectors.items():
+            hits = self.store.search(m, vector[None, :], k + extra, model=self.models[m].info)[0]
+            lists[m] = [h for h in hits if h.doc_id != query.doc_id][:k]
+        hits = lists[method] if method != FUSION else self._fuse(lists, k)
+        took = (time.perf_counter() - start) * 1000
+        return SearchResult(method, k, hits, took, query)
+
+    def _fuse(self, lists: Mapping[str, list[Hit]], k: int) -> list[Hit]:
+        return fuse(lists, k, self.fusion_rule, self.fusion_weights)

@@ -9,6 +9,7 @@ stored vector, or an image of the dataset's other split, e.g. a CIFAR-10 test im
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ class SearchService:
         self.dataset = dataset
         self.fusion_rule = FusionRule(fusion_rule)
         self.fusion_weights = dict(fusion_weights) if fusion_weights else None
+        # Extractors hold native objects (OpenCV, torch) not documented as thread-safe.
+        self._locks = {method: threading.Lock() for method in self.models}
         fields = store.fields
         for method, model in self.models.items():
             check_model(method, fields[method], model.info, store.url)
@@ -137,8 +140,7 @@ class SearchService:
         start = time.perf_counter()
         self.check_method(method)
         wanted = self._base_methods(method)
-        vectors = {m: self.models[m].encode_one(image) for m in wanted}
-        return self._search(vectors, method, k, Query(), start)
+        return self._search(self._encode(image, wanted), method, k, Query(), start)
 
     def search_id(self, doc_id: str, method: str, k: int) -> SearchResult:
         """Search with a known image: an indexed document (left out of its own results)
@@ -154,7 +156,7 @@ class SearchService:
             record = self.record(doc_id)
             image = self.dataset.image(record)
             query = Query(doc_id, record.label, indexed=stored is not None)
-            vectors = {m: self.models[m].encode_one(image) for m in wanted}
+            vectors = self._encode(image, wanted)
         return self._search(vectors, method, k, query, start)
 
     def record(self, doc_id: str) -> ImageRecord:
@@ -183,6 +185,13 @@ class SearchService:
 
     def close(self) -> None:
         self.store.close()
+
+    def _encode(self, image: np.ndarray, methods: list[str]) -> dict[str, np.ndarray]:
+        vectors = {}
+        for m in methods:
+            with self._locks[m]:
+                vectors[m] = self.models[m].encode_one(image)
+        return vectors
 
     def _base_methods(self, method: str) -> list[str]:
         return list(self.models) if method == FUSION else [method]

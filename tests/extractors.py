@@ -51,3 +51,50 @@ class ColourMomentsExtractor(Extractor):
 
     def state_digest(self) -> bytes:
         return np.ascontiguousarray(self.centre).tobytes()
+
+
+class ThumbnailExtractor(Extractor):
+    """The image shrunk to side x side pixels, centred on the train mean: a second, different method."""
+
+    name = "thumbnail"
+
+    def __init__(self, side: int = 4):
+        self.side = side
+        self.centre: np.ndarray | None = None
+
+    @property
+    def dim(self) -> int:
+        return self.side * self.side * 3
+
+    @property
+    def params(self) -> dict:
+        return {"side": self.side}
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.centre is not None
+
+    def _pixels(self, images) -> np.ndarray:
+        from PIL import Image
+
+        small = [
+            np.asarray(Image.fromarray(im).resize((self.side, self.side), Image.BILINEAR))
+            for im in images
+        ]
+        return np.asarray(small, dtype=np.float64).reshape(len(images), -1)
+
+    def fit(self, images, labels=None):
+        self.centre = self._pixels(images).mean(0)
+        return self
+
+    def encode(self, images) -> np.ndarray:
+        return l2_normalise(self._pixels(images) - self.centre)
+
+    def save_state(self, directory: Path) -> None:
+        np.save(directory / "centre.npy", self.centre)
+
+    def load_state(self, directory: Path) -> None:
+        self.centre = np.load(directory / "centre.npy")
+
+    def state_digest(self) -> bytes:
+        return np.ascontiguousarray(self.centre).tobytes()

@@ -103,8 +103,13 @@ def write_cifar_batches(folder: Path, per_batch: int = 6, train_batches: int = 5
     return expected
 
 
-def class_images(label_index: int, n: int, seed: int, size: int = 32) -> list[np.ndarray]:
-    """`n` images of one synthetic class: a class colour, a class stripe orientation, and noise."""
+def class_images(
+    label_index: int, n: int, seed: int, size: int = 32, noise: float = 25, spread: float = 0.0
+) -> list[np.ndarray]:
+    """`n` images of one synthetic class: a class colour, a class stripe orientation, and noise.
+
+    `spread` shifts each image's colour at random: large values make the classes overlap.
+    """
     rng = np.random.default_rng(seed)
     base = np.array(
         [(label_index * 97) % 256, (label_index * 53 + 80) % 256, (label_index * 29 + 160) % 256]
@@ -113,14 +118,19 @@ def class_images(label_index: int, n: int, seed: int, size: int = 32) -> list[np
     stripes = ((xx if label_index % 2 else yy) // (2 + label_index % 3)) % 2
     images = []
     for _ in range(n):
-        noise = rng.normal(0, 25, (size, size, 3))
-        image = base + 60 * stripes[..., None] + noise
+        shift = rng.normal(0, spread, 3) if spread else 0.0
+        image = base + 60 * stripes[..., None] + rng.normal(0, noise, (size, size, 3)) + shift
         images.append(np.clip(image, 0, 255).astype(np.uint8))
     return images
 
 
 def write_labelled_folder(
-    root: Path, labels=("red", "green", "blue"), train: int = 12, test: int = 4
+    root: Path,
+    labels=("red", "green", "blue"),
+    train: int = 12,
+    test: int = 4,
+    noise: float = 25,
+    spread: float = 0.0,
 ) -> Path:
     """A folder dataset with train/ and test/ splits of synthetic classes, as PNG files."""
     for split, n in (("train", train), ("test", test)):
@@ -128,6 +138,6 @@ def write_labelled_folder(
             folder = root / split / label
             folder.mkdir(parents=True, exist_ok=True)
             seed = 1000 * i + (0 if split == "train" else 500)
-            for j, image in enumerate(class_images(i, n, seed)):
+            for j, image in enumerate(class_images(i, n, seed, noise=noise, spread=spread)):
                 (folder / f"{j:03d}.png").write_bytes(encode(Image.fromarray(image)))
     return root

@@ -1,19 +1,91 @@
-"""`cbir evaluate`: not implemented yet (issue #7)."""
+"""`cbir evaluate`: test images as queries against the index; TREC qrels/run files and a summary."""
 
 from __future__ import annotations
 
 import argparse
 
+from cbir.commands.index import add_ray_arguments, method_list, ray_options
 from cbir.config import Settings
-from cbir.errors import CbirError
 
 NAME = "evaluate"
-HELP = "not implemented yet (issue #7)"
+HELP = "query the index with the test split, write qrels/run files (TREC) and a summary table"
+
+
+def weight_list(value: str) -> dict[str, float]:
+    weights = {}
+    for pair in value.split(","):
+        method, sep, number = pair.partition("=")
+        try:
+            weights[method.strip()] = float(number)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected METHOD=WEIGHT,..., got {value!r}") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected METHOD=WEIGHT,..., got {value!r}")
+    return weights
 
 
 def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dataset", default="cifar10", help="cifar10 (default) or folder (needs a test/ split)"
+    )
+    parser.add_argument("--data", help="dataset path (cifar10: overrides CBIR_CIFAR10)")
+    parser.add_argument(
+        "--method",
+        type=method_list,
+        default=["bovw", "cnn", "fusion"],
+        help="bovw,cnn,fusion (default all)",
+    )
+    parser.add_argument("-k", type=int, default=100, help="results per query (default 100)")
+    parser.add_argument("--out", help="output directory (default $CBIR_HOME/runs/<dataset>)")
+    parser.add_argument(
+        "--exact", action="store_true", help="Elasticsearch: exact script_score search"
+    )
+    parser.add_argument(
+        "--num-candidates", type=int, help="Elasticsearch approximate kNN candidates"
+    )
+    parser.add_argument(
+        "--fusion", choices=["rrf", "weighted"], default="rrf", help="fusion rule (default rrf)"
+    )
+    parser.add_argument(
+        "--fusion-weights", type=weight_list, help="e.g. bovw=1,cnn=2 (default 1 each)"
+    )
+    parser.add_argument("--limit", type=int, help="only the first N test images of each label")
+    parser.add_argument(
+        "--force", action="store_true", help="recompute even if an identical evaluation exists"
+    )
+    add_ray_arguments(parser)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise CbirError("cbir evaluate is not implemented yet (issue #7)")
+    from evaluation.batch import evaluate_dataset
+    from evaluation.summary import summary_table
+
+    summary = evaluate_dataset(
+        settings,
+        dataset=args.dataset,
+        data=args.data,
+        methods=args.method,
+        k=args.k,
+        out_dir=args.out,
+        exact=args.exact,
+        num_candidates=args.num_candidates,
+        fusion_rule=args.fusion,
+        fusion_weights=args.fusion_weights,
+        ray=ray_options(args),
+        limit=args.limit,
+        force=args.force,
+    )
+    state = "reused an identical evaluation from" if summary.reused else "wrote"
+    print(
+        f"{summary.queries:,} queries, {summary.documents:,} documents, k={summary.k}, "
+        f"{'exact' if summary.exact else 'approximate'} search; {state} {summary.out_dir}"
+    )
+    print(summary_table(summary))
+    if summary.skipped_queries:
+        print(f"skipped {len(summary.skipped_queries)} query images (listed in summary.json)")
+    print(
+        f"query encoding {summary.encode_seconds:.1f} s; files: qrels.txt, "
+        + ", ".join(f"run.{m}.txt" for m in summary.methods)
+        + ", summary.json, summary.md"
+    )
+    return 0

@@ -1,0 +1,321 @@
+"""The `cbir evaluate` stage: query an index with a dataset's test images, write TREC files, measure.
+
+Queries are the test split (CIFAR-10: 10,000 images), encoded on Ray with the very models
+that built the index (a different model is refused); the index side is whatever `cbir index`
+wrote. Relevant = same label. Writes `qrels.txt` (every indexed document of the query's
+label), one `run.<method>.txt` per method, and `summary.json` / `summary.md`; the numbers in
+the summary are computed in memory from the same rankings the run files hold, so
+`cbir trec-eval qrels.txt run.<method>.txt` prints the same values.
+
+This module sits above `indexing` (it searches a store); the rest of `evaluation/` does not
+import it, so the measures stay usable without any store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from cbir.config import Settings
+from cbir.errors import CbirError
+from cbir.progress import Stopwatch
+from evaluation.evaluate import evaluate
+from evaluation.qrels import LabelQrels
+from evaluation.run import ArrayRun
+from evaluation.summary import measures_for, summary_markdown
+from evaluation.trec_write import write_qrels, write_run
+from indexing.datasets import ImageRecord, Split, open_dataset
+from indexing.encoding import LOCAL_RAY, RayOptions, encode_batches
+from indexing.fusion import FusionRule, fuse
+from indexing.models import load_models
+from indexing.pipeline import limit_per_label
+from indexing.search import FUSION
+from indexing.skipped import SkipReport
+from indexing.stores.base import Hit, VectorStore, check_model, open_store
+
+DEFAULT_FUSION_WEIGHTS = {"bovw": 1.0, "cnn": 1.0}
+
+
+@dataclass
+class MethodResult:
+    measures: dict[str, float]
+    per_label: dict[str, dict[str, float]]
+    run_file: str
+    search_seconds: float
+    model: dict | None = None  # name, dim, fingerprint (None for fusion)
+
+
+@dataclass
+class EvaluationSummary:
+    dataset: str
+    store: str
+    queries: int
+    documents: int
+    k: int
+    exact: bool
+    methods: dict[str, MethodResult]
+    encode_seconds: float
+    qrels_file: str
+    out_dir: str
+    fusion: dict = field(default_factory=dict)
+    skipped_queries: list[dict] = field(default_factory=list)
+    finished: str = ""
+    reused: bool = False
+
+    def to_json(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k not in ("methods", "reused")}
+        data["methods"] = {m: r.__dict__ for m, r in self.methods.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> EvaluationSummary:
+        methods = {m: MethodResult(**r) for m, r in data["methods"].items()}
+        return cls(**{**data, "methods": methods})
+
+
+def evaluate_dataset(
+    settings: Settings,
+    *,
+    dataset: str = "cifar10",
+    data: str | None = None,
+    methods: Sequence[str] = ("bovw", "cnn", FUSION),
+    k: int = 100,
+    out_dir: str | Path | None = None,
+    store_url: str | None = None,
+    exact: bool = False,
+    num_candidates: int | None = None,
+    fusion_rule: FusionRule | str = FusionRule.RRF,
+    fusion_weights: Mapping[str, float] | None = None,
+    ray: RayOptions | None = LOCAL_RAY,
+    limit: int | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+) -> EvaluationSummary:
+    """Evaluate every method (and their fusion) on the test split; returns the summary.
+
+    `exact` asks Elasticsearch for exact script_score search (the embedded store is always
+    exact). `limit` keeps the first n queries of each label. An identical earlier evaluation
+    in `out_dir` (same models, documents, queries and options) is reused unless `force`.
+    """
+    if k <= 0:
+        raise CbirError(f"-k must be positive, got {k}")
+    methods = list(dict.fromkeys(methods))
+    base = [m for m in methods if m != FUSION]
+    if FUSION in methods:
+        base = list(dict.fromkeys([*base, *DEFAULT_FUSION_WEIGHTS]))
+    url = store_url or settings.store
+    out = Path(out_dir) if out_dir else settings.runs_dir / dataset
+    ds = open_dataset(dataset, settings, data)
+    queries = limit_per_label(ds.records(Split.TEST), limit)
+    if not queries:
+        raise CbirError(
+            f"dataset {ds.source} has no test split: put query images under test/<label>/"
+        )
+    with open_store(url, settings) as store:
+        _check_index(store, base, url)
+        exact = exact or url.startswith("local:")
+        models = _models_of(store, base)
+        docnos, doc_labels = _indexed_documents(store, ds, base)
+        weights = dict(fusion_weights or {m: DEFAULT_FUSION_WEIGHTS.get(m, 1.0) for m in base})
+        fusion = (
+            {"rule": FusionRule(fusion_rule).value, "weights": weights} if FUSION in methods else {}
+        )
+        key = _cache_key(store, base, methods, docnos, queries, k, exact, num_candidates, fusion)
+        cached = _reusable(out, key) if not force else None
+        if cached is not None:
+            return cached
+        clock = Stopwatch()
+        vectors, kept, skipped = _encode_queries(
+            ds, queries, store, base, ray, settings, show_progress
+        )
+        encode_seconds = clock.seconds
+        hit_lists: dict[str, list[list[Hit]]] = {}
+        results: dict[str, MethodResult] = {}
+        qrels = LabelQrels({q.doc_id: q.label for q in kept}, docnos, doc_labels)
+        out.mkdir(parents=True, exist_ok=True)
+        for method in base:
+            clock = Stopwatch()
+            hit_lists[method] = store.search(
+                method,
+                vectors[method],
+                k,
+                model=models[method],
+                exact=exact,
+                num_candidates=num_candidates,
+            )
+            seconds = clock.seconds
+            if method in methods:
+                results[method] = _measure(
+                    method, hit_lists[method], kept, docnos, qrels, out, seconds, k
+                )
+                results[method].model = models[method].to_json()
+        if FUSION in methods:
+            clock = Stopwatch()
+            fused = [
+                fuse({m: hit_lists[m][i] for m in base}, k, fusion_rule, weights)
+                for i in range(len(kept))
+            ]
+            results[FUSION] = _measure(FUSION, fused, kept, docnos, qrels, out, clock.seconds, k)
+    qrels_path = out / "qrels.txt"
+    clock = Stopwatch()
+    write_qrels(qrels_path, qrels)
+    summary = EvaluationSummary(
+        dataset=ds.name,
+        store=url,
+        queries=len(kept),
+        documents=len(docnos),
+        k=k,
+        exact=exact,
+        methods={m: results[m] for m in methods},
+        encode_seconds=round(encode_seconds, 3),
+        qrels_file=str(qrels_path),
+        out_dir=str(out),
+        fusion=fusion,
+        skipped_queries=[{"path": s.path, "reason": s.reason} for s in skipped.items],
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    data = summary.to_json()
+    data["cache_key"] = key
+    (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "summary.md").write_text(summary_markdown(summary))
+    return summary
+
+
+def _check_index(store: VectorStore, methods: Sequence[str], url: str) -> None:
+    if not store.exists() or not store.fields:
+        raise CbirError(f"no index at {url}; build one with `cbir index`")
+    missing = [m for m in methods if m not in store.fields]
+    if missing:
+        have = ", ".join(store.fields) or "none"
+        raise CbirError(
+            f"the index at {url} has no {', '.join(missing)} field (it has: {have}); "
+            f"run `cbir index --method {','.join(missing)}` first"
+        )
+
+
+def _models_of(store: VectorStore, methods: Sequence[str]):
+    """The models that built each field, loaded from the paths the index recorded, checked."""
+    paths = store.meta.get("models", {})
+    missing = [m for m in methods if m not in paths]
+    if missing:
+        raise CbirError(
+            f"the index does not record where the {', '.join(missing)} model lives; index again"
+        )
+    models = load_models({m: Path(paths[m]) for m in methods})
+    infos = {m: ex.info for m, ex in models.items()}
+    for m in methods:
+        check_model(m, store.fields[m], infos[m], store.url)
+    return infos
+
+
+def _indexed_documents(
+    store: VectorStore, ds, methods: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The indexed documents (in any of the fields) with their labels, from the dataset records."""
+    ids = set().union(*(store.ids_with(m) for m in methods))
+    records = [r for r in ds.records() if r.doc_id in ids]
+    if len(records) != len(ids):
+        raise CbirError(
+            f"{len(ids) - len(records)} indexed documents are not in dataset {ds.source}; "
+            "evaluate with the dataset the index was built from"
+        )
+    return [r.doc_id for r in records], [r.label for r in records]
+
+
+def _encode_queries(
+    ds, queries: Sequence[ImageRecord], store, methods, ray, settings, show_progress
+):
+    dirs = {m: Path(store.meta["models"][m]) for m in methods}
+    skipped = SkipReport(s for s in ds.skipped.items if s.path in {q.path for q in queries})
+    rows: dict[str, dict[str, np.ndarray]] = {m: {} for m in methods}
+    by_id: dict[str, ImageRecord] = {}
+    batches = ds.iter_batches(records=queries, batch_size=1000)
+    for result in encode_batches(
+        batches,
+        dirs,
+        ray=ray,
+        max_pixels=settings.max_pixels,
+        total=len(queries),
+        desc="encode queries",
+        show_progress=show_progress,
+    ):
+        skipped.extend(result.skipped)
+        for i, record in enumerate(result.records):
+            by_id[record.doc_id] = record
+            for m in methods:
+                rows[m][record.doc_id] = result.vectors[m][i]
+    kept = [q for q in queries if q.doc_id in by_id]
+    if not kept:
+        raise CbirError("no query image could be decoded; see the skipped list")
+    vectors = {m: np.stack([rows[m][q.doc_id] for q in kept]).astype(np.float32) for m in methods}
+    return vectors, kept, skipped
+
+
+def _measure(
+    method: str,
+    hits: list[list[Hit]],
+    queries: Sequence[ImageRecord],
+    docnos: Sequence[str],
+    qrels: LabelQrels,
+    out: Path,
+    search_seconds: float,
+    k: int,
+) -> MethodResult:
+    """Rank arrays from hits, the run file, the measures and the per-label breakdown."""
+    position = {d: i for i, d in enumerate(docnos)}
+    width = max((len(h) for h in hits), default=0) or 1
+    doc_index = np.full((len(hits), width), -1, dtype=np.int64)
+    scores = np.zeros((len(hits), width), dtype=np.float64)
+    for row, row_hits in enumerate(hits):
+        for col, hit in enumerate(row_hits):
+            doc_index[row, col] = position[hit.doc_id]
+            scores[row, col] = hit.score
+    run = ArrayRun([q.doc_id for q in queries], doc_index, scores, docnos, tag=f"cbir-{method}")
+    run_path = out / f"run.{method}.txt"
+    write_run(run_path, run)
+    ev = evaluate(qrels, run, measures_for(k))
+    shown = ("num_q", f"map_minRk_{k}", f"map_cut_{k}", "map", "P_10")
+    per_label = {
+        str(label): {m: float(v) for m, v in values.items() if m in shown}
+        for label, values in ev.by_label(qrels).items()
+    }
+    return MethodResult(
+        measures={m: float(v) if not isinstance(v, str) else v for m, v in ev.summary.items()},
+        per_label=per_label,
+        run_file=str(run_path),
+        search_seconds=round(search_seconds, 3),
+    )
+
+
+def _cache_key(store, base, methods, docnos, queries, k, exact, num_candidates, fusion) -> dict:
+    return {
+        "store": store.url,
+        "fields": {m: store.fields[m].to_json() for m in base},
+        "methods": list(methods),
+        "documents": len(docnos),
+        "queries": [q.doc_id for q in queries[:3]] + [len(queries)],
+        "k": k,
+        "exact": exact,
+        "num_candidates": num_candidates,
+        "fusion": fusion,
+    }
+
+
+def _reusable(out: Path, key: dict) -> EvaluationSummary | None:
+    path = out / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if data.pop("cache_key", None) != json.loads(json.dumps(key)):
+        return None
+    summary = EvaluationSummary.from_json(data)
+    summary.reused = True
+    return summary

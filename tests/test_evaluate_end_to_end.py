@@ -1,0 +1,135 @@
+"""A miniature end to end: index a generated labelled dataset with two methods, evaluate, check the files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evaluation.batch import evaluate_dataset
+from evaluation.files import evaluate_files
+from indexing.datasets import FolderDataset
+from indexing.pipeline import index_dataset
+from indexing.stores.base import ModelMismatchError
+from tests.extractors import ColourMomentsExtractor, ThumbnailExtractor
+from tests.synthetic import write_labelled_folder
+
+LABELS = ("red", "green", "blue", "grey")
+
+
+@pytest.fixture
+def indexed(tmp_path, settings):
+    root = write_labelled_folder(tmp_path / "data", labels=LABELS, train=15, test=5, spread=40)
+    (root / "test" / "grey" / "bad.png").write_bytes(b"not a png")
+    ds = FolderDataset(root)
+    train = [ds.image(r) for r in ds.records("train")]
+    models = {
+        "bovw": ColourMomentsExtractor().fit(train).save(tmp_path / "m-bovw"),
+        "cnn": ThumbnailExtractor(4).fit(train).save(tmp_path / "m-cnn"),
+    }
+    index_dataset(
+        settings,
+        dataset="folder",
+        data=str(root),
+        methods=["bovw", "cnn"],
+        models=models,
+        ray=None,
+        show_progress=False,
+    )
+    return root, models
+
+
+def run_evaluate(settings, root, tmp_path, **kwargs):
+    return evaluate_dataset(
+        settings,
+        dataset="folder",
+        data=str(root),
+        k=kwargs.pop("k", 10),
+        out_dir=tmp_path / "eval",
+        ray=None,
+        show_progress=False,
+        **kwargs,
+    )
+
+
+def test_run_files_give_the_summary_numbers_under_trec_eval(settings, indexed, tmp_path):
+    root, _ = indexed
+    summary = run_evaluate(settings, root, tmp_path)
+    assert summary.queries == 20 and summary.documents == 60 and summary.exact
+    assert summary.skipped_queries[0]["path"] == "test/grey/bad.png"
+    assert list(summary.methods) == ["bovw", "cnn", "fusion"]
+    out = tmp_path / "eval"
+    assert len((out / "qrels.txt").read_text().splitlines()) == 20 * 15
+    for method, result in summary.methods.items():
+        ev = evaluate_files(
+            out / "qrels.txt",
+            out / f"run.{method}.txt",
+            ["map_cut.10", "map", "P.10", "ndcg_cut.10", "recip_rank", "recall.10"],
+        )
+        for name, value in ev.summary.items():
+            if name != "runid":
+                assert value == pytest.approx(result.measures[name], abs=1e-12), (method, name)
+        assert result.measures["num_q"] == 20
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["methods"]["cnn"]["measures"]["P_10"] == summary.methods["cnn"].measures["P_10"]
+    assert "| fusion |" in (out / "summary.md").read_text()
+
+
+def test_fusion_is_at_least_as_good_as_the_worse_method(settings, indexed, tmp_path):
+    root, _ = indexed
+    m = run_evaluate(settings, root, tmp_path).methods
+    key = "map_minRk_10"
+    assert m["fusion"].measures[key] >= min(m["bovw"].measures[key], m["cnn"].measures[key])
+    weighted = run_evaluate(
+        settings,
+        root,
+        tmp_path,
+        fusion_rule="weighted",
+        fusion_weights={"bovw": 1, "cnn": 3},
+        force=True,
+    )
+    assert weighted.fusion == {"rule": "weighted", "weights": {"bovw": 1, "cnn": 3}}
+    per_label = weighted.methods["cnn"].per_label
+    assert set(per_label) == set(LABELS) and per_label["red"]["num_q"] == 5
+
+
+def test_an_identical_evaluation_is_reused_unless_forced(settings, indexed, tmp_path):
+    root, _ = indexed
+    first = run_evaluate(settings, root, tmp_path)
+    again = run_evaluate(settings, root, tmp_path)
+    assert again.reused and again.methods["cnn"].measures == first.methods["cnn"].measures
+    assert not run_evaluate(settings, root, tmp_path, force=True).reused
+    assert not run_evaluate(settings, root, tmp_path, k=5).reused
+
+
+def test_an_index_built_by_another_model_is_refused(settings, indexed, tmp_path):
+    root, models = indexed
+    ds = FolderDataset(root)
+    retrained = ThumbnailExtractor(4).fit([ds.image(r) for r in ds.records("train")[:5]])
+    retrained.save(models["cnn"])  # the path the index recorded now holds another model
+    with pytest.raises(ModelMismatchError, match="fingerprint"):
+        run_evaluate(settings, root, tmp_path, force=True)
+
+
+def test_cli_evaluate_prints_the_table(cli, settings, indexed, tmp_path, home):
+    root, _ = indexed
+    code, out, err = cli(
+        "evaluate",
+        "--dataset",
+        "folder",
+        "--data",
+        root,
+        "-k",
+        "10",
+        "--no-ray",
+        "--method",
+        "bovw,cnn",
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert (
+        "AP@10/min(R,10)" in lines[1] and lines[3].startswith("bovw") and lines[4].startswith("cnn")
+    )
+    assert (home / "runs" / "folder" / "run.cnn.txt").is_file()
+    code, _, err = cli("evaluate", "--dataset", "folder", "--data", root, "--method", "sift")
+    assert code == 2 and "no sift field" in err

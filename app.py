@@ -24,12 +24,12 @@ from flask import (
     request,
     url_for,
 )
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
 from werkzeug.utils import secure_filename
 
 from cbir import __version__
 from cbir.config import Settings
-from cbir.errors import CbirError, ConfigError
+from cbir.errors import CbirError, ConfigError, DatasetError
 from evaluation.latest_summary import headline, latest_summary
 from features.base import ModelError
 from features.imaging import ImageDecodeError, decode_image
@@ -111,6 +111,14 @@ def holder() -> ServiceHolder:
     return current_app.extensions["cbir"]
 
 
+def open_service() -> SearchService:
+    """The process's SearchService; 503 with the reason (e.g. which command builds the index)."""
+    try:
+        return holder().get()
+    except CbirError as exc:
+        raise ServiceUnavailable(str(exc)) from None
+
+
 def settings() -> Settings:
     return current_app.config["CBIR_SETTINGS"]
 
@@ -183,13 +191,13 @@ def health() -> Response:
 
 @api.get("/stats")
 def stats() -> Response:
-    service = holder().get()
+    service = open_service()
     return jsonify({**service.stats(), "evaluation": latest_summary(settings().runs_dir)})
 
 
 @api.post("/search")
 def search() -> Response:
-    service = holder().get()
+    service = open_service()
     fields, upload = search_fields()
     method = parse_method(fields.get("method"), service)
     k = parse_k(fields.get("k"))
@@ -282,7 +290,7 @@ def image_url(doc_id: str) -> str:
 @api.get("/images/<path:doc_id>")
 def image(doc_id: str) -> Response:
     """A known image as PNG, looked up by doc id through the service (never a path we join)."""
-    service = holder().get()
+    service = open_service()
     try:
         png = service.image_png(doc_id, max_side=current_app.config["CBIR_THUMBNAIL_SIDE"])
     except ImageDecodeError as exc:
@@ -324,7 +332,7 @@ def http_error(exc: HTTPException) -> tuple[Any, int]:
 def cbir_error(exc: CbirError) -> tuple[Any, int]:
     if isinstance(exc, UnknownDocumentError):
         return error_response(404, str(exc), "Not found")
-    if isinstance(exc, (IndexMissingError, StoreError, ModelError)):
+    if isinstance(exc, (IndexMissingError, StoreError, ModelError, DatasetError)):
         return error_response(503, str(exc), "Index not available")
     return error_response(400, str(exc), "Bad request")
 

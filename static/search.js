@@ -257,7 +257,7 @@
       both = new Set(answers[1].results.map((h) => h.id).filter((id) => first.has(id)));
       summary =
         `${nameOf(answers[0].method)} and ${nameOf(answers[1].method)}: ` +
-        `${both.size} of ${state.k} results in both lists`;
+        `${both.size} of ${answers[0].results.length} results in both lists`;
     } else {
       summary += ` for ${nameOf(answers[0].method)} in ${answers[0].took_ms.toFixed(0)} ms`;
     }

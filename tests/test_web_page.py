@@ -163,3 +163,15 @@ def test_create_app_without_config_reads_the_environment(monkeypatch, web_index,
     assert app.config["CBIR_SETTINGS"].home == home
     assert app.config["MAX_CONTENT_LENGTH"] == 10 * 1024 * 1024
     assert app.test_client().get("/api/stats").json["documents"] == len(LABELS) * TRAIN_PER_LABEL
+
+
+def test_an_index_whose_dataset_is_gone_is_503_not_a_client_error(home, tmp_path):
+    import shutil
+
+    from tests.web_index import build_web_index
+
+    settings = build_web_index(tmp_path)
+    shutil.rmtree(tmp_path / "data")
+    app = create_app({"TESTING": True, "CBIR_SETTINGS": settings})
+    response = app.test_client().post("/api/search", json={"id": "test/red/000.png"})
+    assert response.status_code == 503 and "data" in response.json["error"]

@@ -1,23 +1,382 @@
-"""Flask application factory: the search page and the JSON API (thin: parse, call, render)."""
+"""Flask application factory: the search page and the JSON API (thin: parse, call, render).
+
+`create_app(config)` builds the app; `serve(app, ...)` runs it under waitress (what
+`cbir serve` calls). The SearchService (store, models, dataset) is opened once per process,
+on first use, through a ServiceHolder that retries while there is no index yet.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+import logging
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import (
+    Blueprint,
+    Flask,
+    Request,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnavailable
+from werkzeug.utils import secure_filename
 
 from cbir import __version__
+from cbir.config import Settings
+from cbir.errors import CbirError, ConfigError, DatasetError
+from evaluation.latest_summary import headline, latest_summary
+from features.base import ModelError
+from features.imaging import ImageDecodeError, decode_image
+from indexing.search import FUSION, IndexMissingError, SearchService, UnknownDocumentError
+from indexing.service_holder import ServiceHolder
+from indexing.stores.base import StoreError
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "CBIR_MAX_UPLOAD_MB": 10,  # also the environment variable of that name
+    "CBIR_K_CHOICES": (10, 25, 50, 100),  # what the page offers; the API takes 1..max
+    "CBIR_DEFAULT_K": 10,
+    "CBIR_INDEX_RETRY_SECONDS": 1.0,  # how often a missing or changed index is looked for again
+    "CBIR_THUMBNAIL_SIDE": 512,  # images are served at most this many pixels wide or high
+}
+METHOD_NAMES = {"bovw": "BoVW", "cnn": "CNN", FUSION: "Fusion"}
+SCORE_NAMES = {"cosine": "cosine", "rrf": "RRF score", "weighted": "fused score"}
+MEGABYTE = 1024 * 1024
+
+
+class InMemoryUploadRequest(Request):
+    """Keeps uploaded files in memory (bounded by MAX_CONTENT_LENGTH), never in a file on disk."""
+
+    def _get_file_stream(
+        self, total_content_length, content_type, filename=None, content_length=None
+    ):
+        return io.BytesIO()
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app; `config` overrides settings (tests pass a temporary CBIR_HOME)."""
+    """Build the app; `config` overrides Flask and CBIR_* settings.
+
+    `CBIR_SETTINGS` (a cbir.config.Settings) says where the index is; without it the
+    settings come from the environment, with `CBIR_HOME` / `CBIR_STORE` / `CBIR_CIFAR10` /
+    `CBIR_MAX_PIXELS` in `config` on top. See DEFAULTS for the other keys.
+    """
     app = Flask(__name__)
-    if config:
-        app.config.update(config)
-
-    @app.get("/api/health")
-    def health():
-        return jsonify(status="ok", version=__version__)
-
+    app.request_class = InMemoryUploadRequest
+    app.config.update(DEFAULTS)
+    app.config["CBIR_MAX_UPLOAD_MB"] = (
+        os.environ.get("CBIR_MAX_UPLOAD_MB") or DEFAULTS["CBIR_MAX_UPLOAD_MB"]
+    )
+    app.config.update(config or {})
+    settings = app.config.get("CBIR_SETTINGS") or Settings.resolve(
+        home=app.config.get("CBIR_HOME"),
+        store=app.config.get("CBIR_STORE"),
+        cifar10=app.config.get("CBIR_CIFAR10"),
+        max_pixels=app.config.get("CBIR_MAX_PIXELS"),
+    )
+    app.config["CBIR_SETTINGS"] = settings
+    app.config["CBIR_MAX_UPLOAD_MB"] = upload_limit_mb(app.config["CBIR_MAX_UPLOAD_MB"])
+    app.config.setdefault("MAX_CONTENT_LENGTH", None)
+    if app.config["MAX_CONTENT_LENGTH"] is None:
+        app.config["MAX_CONTENT_LENGTH"] = int(app.config["CBIR_MAX_UPLOAD_MB"] * MEGABYTE)
+    app.extensions["cbir"] = ServiceHolder(
+        lambda: SearchService.open(settings),
+        retry_seconds=float(app.config["CBIR_INDEX_RETRY_SECONDS"]),
+    )
+    app.register_blueprint(page)
+    app.register_blueprint(api)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(CbirError, cbir_error)
+    app.register_error_handler(Exception, internal_error)
     return app
+
+
+def upload_limit_mb(value: object) -> float:
+    try:
+        limit = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"CBIR_MAX_UPLOAD_MB={value!r} is not a number of megabytes") from None
+    if not limit > 0:
+        raise ConfigError(f"CBIR_MAX_UPLOAD_MB must be positive, got {value!r}")
+    return limit
+
+
+def holder() -> ServiceHolder:
+    return current_app.extensions["cbir"]
+
+
+def open_service() -> SearchService:
+    """The process's SearchService; 503 with the reason (e.g. which command builds the index)."""
+    try:
+        return holder().get()
+    except CbirError as exc:
+        raise ServiceUnavailable(str(exc)) from None
+
+
+def settings() -> Settings:
+    return current_app.config["CBIR_SETTINGS"]
+
+
+# ---- the page ---------------------------------------------------------------------------
+
+page = Blueprint("page", __name__)
+
+
+@page.get("/")
+def index() -> str:
+    service = holder().peek()
+    stats = service.stats() if service is not None else None
+    summary = latest_summary(settings().runs_dir)
+    return render_template(
+        "index.html",
+        stats=stats,
+        index_error=None if service is not None else str(holder().error),
+        index_missing=isinstance(holder().error, IndexMissingError),
+        summary=headline(summary) if summary else None,
+        method_names=METHOD_NAMES,
+        client=client_config(service),
+    )
+
+
+def client_config(service: SearchService | None) -> dict[str, Any]:
+    """What the page's script needs to know (rendered into the page as JSON)."""
+    methods = service.methods if service is not None else []
+    base = service.base_methods if service is not None else []
+    preferred = [m for m in ("bovw", "cnn") if m in base]
+    pair = preferred if len(preferred) == 2 else base[:2]
+    return {
+        "ready": service is not None,
+        "methods": [{"value": m, "name": METHOD_NAMES.get(m, m)} for m in methods],
+        "defaultMethod": default_method(methods),
+        "side": pair if len(pair) == 2 else None,
+        "kChoices": list(current_app.config["CBIR_K_CHOICES"]),
+        "defaultK": current_app.config["CBIR_DEFAULT_K"],
+        "maxUploadBytes": current_app.config["MAX_CONTENT_LENGTH"],
+        "maxUploadMb": current_app.config["CBIR_MAX_UPLOAD_MB"],
+        "scoreNames": SCORE_NAMES,
+        "searchUrl": url_for("api.search"),
+    }
+
+
+def default_method(methods: list[str]) -> str | None:
+    for choice in ("cnn", FUSION):
+        if choice in methods:
+            return choice
+    return methods[0] if methods else None
+
+
+# ---- the JSON API -----------------------------------------------------------------------
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+
+@api.get("/health")
+def health() -> Response:
+    service = holder().peek()
+    body: dict[str, Any] = {"status": "ok", "version": __version__}
+    if service is not None:
+        body["index"] = "ready"
+    else:
+        error = holder().error
+        body["index"] = "missing" if isinstance(error, IndexMissingError) else "unavailable"
+        body["message"] = str(error)
+    return jsonify(body)
+
+
+@api.get("/stats")
+def stats() -> Response:
+    service = open_service()
+    return jsonify({**service.stats(), "evaluation": latest_summary(settings().runs_dir)})
+
+
+@api.post("/search")
+def search() -> Response:
+    service = open_service()
+    fields, upload = search_fields()
+    method = parse_method(fields.get("method"), service)
+    k = parse_k(fields.get("k"))
+    doc_id = fields.get("id")
+    if doc_id is not None and not isinstance(doc_id, str):
+        raise BadRequest('`id` must be a string, e.g. "test/cat/0042"')
+    if (upload is None) == (not doc_id):
+        raise BadRequest(
+            "send one query: an image file in the multipart field `image`, "
+            "or the `id` of a known image (JSON or form field)"
+        )
+    if upload is not None:
+        name = f"upload {secure_filename(upload.filename or '') or 'image'}"
+        image = decode_image(upload.read(), name=name, max_pixels=settings().max_pixels)
+        result = service.search_image(image, method, k)
+    else:
+        result = service.search_id(doc_id, method, k)
+    return jsonify(result_json(service, result))
+
+
+def search_fields() -> tuple[Mapping[str, Any], Any]:
+    """The request's fields and uploaded file: a JSON object, or a multipart/urlencoded form."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequest(
+                'the JSON body must be an object, e.g. {"id": "test/cat/0042", "method": "cnn", "k": 10}'
+            )
+        return body, None
+    return request.form, request.files.get("image")
+
+
+def parse_method(value: object, service: SearchService) -> str:
+    if value in (None, ""):
+        return default_method(service.methods)
+    if value not in service.methods:
+        raise BadRequest(f"unknown method {value!r}; this index has: {', '.join(service.methods)}")
+    return value
+
+
+def parse_k(value: object) -> int:
+    """k from a form string or a JSON number: an integer from 1 to the largest page choice."""
+    largest = max(current_app.config["CBIR_K_CHOICES"])
+    if value in (None, ""):
+        return int(current_app.config["CBIR_DEFAULT_K"])
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRequest(f"k must be an integer from 1 to {largest}, got {value!r}")
+    try:
+        k = int(value)
+    except ValueError:
+        raise BadRequest(f"k must be an integer from 1 to {largest}, got {value!r}") from None
+    if not 1 <= k <= largest:
+        raise BadRequest(f"k must be from 1 to {largest}, got {k}")
+    return k
+
+
+def result_json(service: SearchService, result) -> dict[str, Any]:
+    query = result.query
+    quality = result.quality(service.label_counts)
+    return {
+        "method": result.method,
+        "k": result.k,
+        "took_ms": round(result.took_ms, 3),
+        "score_kind": service.score_kind(result.method),
+        "query": {
+            "id": query.doc_id,
+            "label": query.label,
+            "indexed": query.indexed,
+            "image_url": image_url(query.doc_id) if query.doc_id else None,
+        },
+        "quality": None if quality is None else {**quality, "k": result.k},
+        "results": [
+            {
+                "rank": rank,
+                "id": hit.doc_id,
+                "score": hit.score,
+                "label": hit.label,
+                "same_label": None if query.label is None else hit.label == query.label,
+                "image_url": image_url(hit.doc_id),
+            }
+            for rank, hit in enumerate(result.hits, start=1)
+        ],
+    }
+
+
+def image_url(doc_id: str) -> str:
+    return url_for("api.image", doc_id=doc_id)
+
+
+@api.get("/images/<path:doc_id>")
+def image(doc_id: str) -> Response:
+    """A known image as PNG, looked up by doc id through the service (never a path we join)."""
+    service = open_service()
+    try:
+        png = service.image_png(doc_id, max_side=current_app.config["CBIR_THUMBNAIL_SIDE"])
+    except ImageDecodeError as exc:
+        raise NotFound(f"the image of {doc_id!r} cannot be read ({exc.reason})") from None
+    response = Response(png, mimetype="image/png")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+# ---- errors: JSON under /api/, a page elsewhere; never a traceback ------------------------
+
+
+def wants_json() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def error_response(status: int, message: str, title: str) -> tuple[Any, int]:
+    if wants_json():
+        return jsonify(error=message, status=status), status
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def http_error(exc: HTTPException) -> tuple[Any, int]:
+    status = exc.code or 500
+    if status == 413:
+        limit = current_app.config["CBIR_MAX_UPLOAD_MB"]
+        message = f"the upload is larger than the limit of {limit:g} MB (CBIR_MAX_UPLOAD_MB)"
+    elif status == 404 and exc.description == NotFound.description:
+        message = "nothing here: no such page or API route"
+    elif status == 405:
+        allowed = ", ".join(sorted(m for m in (exc.valid_methods or []) if m != "OPTIONS"))
+        message = f"{request.method} is not allowed here" + (f"; use {allowed}" if allowed else "")
+    else:
+        message = exc.description or exc.name
+    return error_response(status, message, exc.name)
+
+
+def cbir_error(exc: CbirError) -> tuple[Any, int]:
+    if isinstance(exc, UnknownDocumentError):
+        return error_response(404, str(exc), "Not found")
+    if isinstance(exc, (IndexMissingError, StoreError, ModelError, DatasetError)):
+        return error_response(503, str(exc), "Index not available")
+    return error_response(400, str(exc), "Bad request")
+
+
+def internal_error(exc: Exception) -> tuple[Any, int]:
+    log.exception("internal error on %s %s", request.method, request.path)
+    return error_response(
+        500, "internal error: the server could not answer; its log has the details", "Server error"
+    )
+
+
+# ---- running it -------------------------------------------------------------------------
+
+
+def serve(
+    app: Flask,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    threads: int = 8,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Serve `app` under waitress until interrupted; `announce` gets the URL once listening.
+
+    Port 0 picks a free port. Request bodies up to twice the upload limit are buffered in
+    memory (larger ones are refused by waitress before they are read), so uploads never
+    touch the disk: the memory bound is that size times the open connections.
+    """
+    from waitress import create_server
+
+    body_limit = 2 * int(app.config["MAX_CONTENT_LENGTH"])
+    try:
+        server = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="cbir",
+            max_request_body_size=body_limit,
+            inbuf_overflow=body_limit,
+        )
+    except OSError as exc:
+        raise CbirError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port or --host"
+        ) from None
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"http://{shown}:{server.effective_port}/")
+    server.run()

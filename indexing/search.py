@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -129,6 +130,53 @@ class SearchService:
     @property
     def label_counts(self) -> dict[str, int]:
         return dict(self.store.meta.get("label_counts", {}))
+
+    @property
+    def base_methods(self) -> list[str]:
+        """The methods with a vector field of their own (those fusion combines)."""
+        return list(self.models)
+
+    def score_kind(self, method: str) -> str:
+        """What a hit's score is for `method`: "cosine", or the fusion rule ("rrf", "weighted")."""
+        return self.fusion_rule.value if method == FUSION else "cosine"
+
+    def is_current(self) -> bool:
+        """Whether the store still has exactly the fields this service loaded, built by its models.
+
+        False after `cbir index` added a method or rebuilt a field with another model: reopen.
+        """
+        fields = self.store.fields
+        recorded = self.store.meta.get("models", {})
+        available = {m for m in fields if m in recorded}
+        return available == set(self.models) and all(
+            fields[m] == model.info for m, model in self.models.items()
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """What the index holds, for an about page: sizes, methods and their models, labels.
+
+        Holds no filesystem path (the store URL and dataset source stay on the server).
+        """
+        fields = self.store.fields
+        return {
+            "documents": self.store.count(),
+            "dataset": self.dataset.name if self.dataset is not None else None,
+            "methods": {
+                m: {
+                    "model": fields[m].name,
+                    "dim": fields[m].dim,
+                    "fingerprint": fields[m].fingerprint,
+                }
+                for m in self.models
+            },
+            "fusion": (
+                {"rule": self.fusion_rule.value, "methods": self.base_methods}
+                if FUSION in self.methods
+                else None
+            ),
+            "searchable": self.methods,
+            "labels": self.label_counts,
+        }
 
     def check_method(self, method: str) -> str:
         if method not in self.methods:

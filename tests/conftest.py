@@ -37,11 +37,21 @@ def settings(home: Path) -> Settings:
     return Settings.resolve(env={}, home=home)
 
 
+@pytest.fixture(scope="session")
+def web_index(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A small generated index with `bovw` and `cnn` fields (tests/web_index.py), built once."""
+    from tests.web_index import build_web_index
+
+    return build_web_index(tmp_path_factory.mktemp("web-index"))
+
+
 @pytest.fixture
-def app(home: Path):
+def app(home: Path, web_index: Settings):
+    """The app on the generated index, with its own temporary CBIR_HOME (runs/, reports/)."""
     from app import create_app
 
-    return create_app({"TESTING": True, "CBIR_HOME": str(home)})
+    settings = Settings.resolve(env={}, home=home, store=web_index.store)
+    return create_app({"TESTING": True, "CBIR_SETTINGS": settings, "CBIR_INDEX_RETRY_SECONDS": 0})
 
 
 @pytest.fixture
@@ -65,9 +75,25 @@ def cli(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
     return run
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def chromium() -> str:
     path = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(path).exists():
         pytest.skip("Chromium not installed (apt-get install chromium); .ci/run installs it")
     return path
+
+
+@pytest.fixture(scope="session")
+def live_server(web_index: Settings):
+    """`cbir serve` (waitress) in a child process on the generated index; yields its URL.
+
+    Uploads are limited to 1 MB here so the size checks through the real server stay small.
+    """
+    import os
+
+    from benchmarks.server import cbir_serve
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CBIR_")}
+    env.update({"CBIR_HOME": str(web_index.home), "CBIR_STORE": web_index.store})
+    with cbir_serve(env=env, args=["--threads", "4", "--max-upload-mb", "1"]) as url:
+        yield url

@@ -98,3 +98,20 @@ class ThumbnailExtractor(Extractor):
 
     def state_digest(self) -> bytes:
         return np.ascontiguousarray(self.centre).tobytes()
+
+
+class WeightedMomentsExtractor(ColourMomentsExtractor):
+    """Colour moments with a weight per dimension: a second method that ranks differently."""
+
+    name = "weighted-moments"
+
+    def __init__(self, scale: float = 1.0, weights=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0)):
+        super().__init__(scale)
+        self.weights = tuple(float(w) for w in weights)
+
+    @property
+    def params(self) -> dict:
+        return {"scale": self.scale, "weights": list(self.weights)}
+
+    def _moments(self, images) -> np.ndarray:
+        return super()._moments(images) * np.asarray(self.weights)

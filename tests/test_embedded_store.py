@@ -240,6 +240,24 @@ def test_drop_removes_only_the_store(tmp_path):
     store.close()
 
 
+def test_a_reader_notices_the_store_was_dropped_and_built_again(tmp_path):
+    url = f"local:{tmp_path / 'index'}"
+    reader, writer = open_store(url), open_store(url)
+    writer.create({"cnn": MODEL})
+    writer.upsert(batch(0)[:10])
+    assert reader.count() == 10 and set(reader.fields) == {"cnn"}
+    writer.drop()
+    writer.create({"other": ModelInfo("other", DIM, "rebuilt")})
+    writer.upsert(
+        Document(d.doc_id, d.path, d.label, d.split, {"other": d.vectors["cnn"]})
+        for d in batch(1)[:3]
+    )
+    # Same generation number as before, but another catalog: the reader reads the new one.
+    assert reader.count() == 3 and set(reader.fields) == {"other"}
+    reader.close()
+    writer.close()
+
+
 def test_vectors_are_memory_mapped_read_only(tmp_path):
     store = EmbeddedStore(tmp_path / "index")
     store.create({"cnn": MODEL})

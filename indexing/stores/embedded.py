@@ -49,6 +49,7 @@ class EmbeddedStore(VectorStore):
         self._writer: Any = None
         self._lock: catalog.WriterLock | None = None
         self._snapshot: Snapshot | None = None
+        self._reader_identity: tuple[int, int] | None = None  # the catalog file _reader opened
 
     @classmethod
     def open(cls, url: str) -> EmbeddedStore:
@@ -69,12 +70,26 @@ class EmbeddedStore(VectorStore):
                 f"no index at {self.directory}; build one with `cbir index` (or check CBIR_STORE)"
             )
         with self._read_lock:
+            identity = self._catalog_identity()
+            if self._reader is not None and identity != self._reader_identity:
+                # Dropped and built again by another store object or process: our connection
+                # still reads the deleted catalog, so open the new one.
+                self._reader.close()
+                self._reader, self._snapshot = None, None
             if self._reader is None:
                 self._reader = catalog.connect(self.directory, writer=False)
+                self._reader_identity = identity
             latest = catalog.generation(self._reader)
             if self._snapshot is None or self._snapshot.generation != latest:
                 self._snapshot = self._load()
             return self._snapshot
+
+    def _catalog_identity(self) -> tuple[int, int]:
+        try:
+            status = (self.directory / catalog.CATALOG).stat()
+        except FileNotFoundError:
+            raise StoreError(f"the index at {self.directory} was deleted meanwhile") from None
+        return status.st_dev, status.st_ino
 
     def _load(self) -> Snapshot:
         for _ in range(4):

@@ -1,0 +1,199 @@
+"""The search page in a real browser: Playwright driving Debian's Chromium against `cbir serve`."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.web_index import LABELS
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def data_file(web_index, split: str, label: str, n: int) -> Path:
+    return web_index.home.parent / "data" / split / label / f"{n:03d}.png"
+
+
+def grid_items(page, column: int | None = None):
+    scope = "#results .column" + (f":nth-child({column})" if column else "")
+    return page.locator(f"{scope} .grid > li")
+
+
+def test_search_by_upload_side_by_side_and_by_clicking_a_result(
+    page, live_server, web_index, tmp_path
+):
+    from playwright.sync_api import expect
+
+    page.goto(live_server)
+    expect(page.locator("#drop-zone")).to_be_visible()
+
+    # Upload through the drop zone, which is a button opening the file picker (keyboard: Enter).
+    page.locator("#drop-zone").focus()
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(data_file(web_index, "test", "green", 1)))
+    expect(grid_items(page)).to_have_count(10)
+    expect(page.locator("#preview")).to_be_visible()
+    expect(page.locator("#status")).to_contain_text("10 results for CNN")
+    labels = grid_items(page).locator(".label").all_inner_texts()
+    assert all(text.startswith("green") for text in labels)
+    scores = [float(s.split()[-1]) for s in grid_items(page).locator(".score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True) and grid_items(page).first.locator(
+        ".score"
+    ).inner_text().startswith("cosine ")
+    # CIFAR-sized thumbnails are upscaled with crisp pixels.
+    rendering = (
+        grid_items(page)
+        .first.locator("img")
+        .evaluate("img => getComputedStyle(img).imageRendering")
+    )
+    assert rendering == "pixelated"
+
+    # Side by side: BoVW and CNN for the same query, the overlap marked.
+    page.get_by_label("BoVW and CNN side by side").check()
+    expect(page.locator("#results .columns.side .column")).to_have_count(2)
+    expect(grid_items(page, 1)).to_have_count(10)
+    expect(grid_items(page, 2)).to_have_count(10)
+    expect(page.locator("#results .column h2").first).to_contain_text("BoVW")
+    bovw = grid_items(page, 1).locator(".doc-id").all_inner_texts()
+    cnn = grid_items(page, 2).locator(".doc-id").all_inner_texts()
+    both = set(bovw) & set(cnn)
+    assert 0 < len(both) < 10  # the two test methods rank differently
+    expect(page.locator("#status")).to_contain_text(f"{len(both)} of 10 results in both lists")
+    for column, ids in ((1, bovw), (2, cnn)):
+        marked = grid_items(page, column).locator(".both-badge")
+        expect(marked).to_have_count(len(both))
+        flags = [
+            "both" in (c or "")
+            for c in grid_items(page, column).evaluate_all("items => items.map(i => i.className)")
+        ]
+        assert flags == [i in both for i in ids]
+
+    # Click a result: a search by that id, with a shareable URL.
+    clicked = grid_items(page, 2).nth(3)
+    clicked_id = clicked.locator(".doc-id").inner_text()
+    clicked.locator("a").click()
+    expect(page).to_have_url(re.compile(r"\?id=" + re.escape(clicked_id.replace("/", "%2F"))))
+    expect(page.locator("#query-text")).to_contain_text(f"Image {clicked_id}")
+    expect(page.locator("#query-text")).to_contain_text(
+        "in the index (left out of its own results)"
+    )
+    expect(grid_items(page, 1)).to_have_count(10)
+    assert clicked_id not in grid_items(page, 1).locator(".doc-id").all_inner_texts()
+    # A labelled query: same-class results marked, P@k and AP shown.
+    expect(page.locator("#results .quality").first).to_contain_text("P@10")
+    expect(page.locator("#results .quality").first).to_contain_text("AP@10")
+    assert grid_items(page, 1).locator(".same-badge").count() > 0
+    assert "view=side" in page.url and "k=10" in page.url
+
+    page.screenshot(path=str(tmp_path / "search-page.png"), full_page=True)
+    assert (tmp_path / "search-page.png").stat().st_size > 10_000
+
+    # The shareable URL runs the same search when opened afresh.
+    shared = page.context.new_page()
+    shared.goto(page.url)
+    expect(shared.locator("#query-text")).to_contain_text(f"Image {clicked_id}")
+    expect(grid_items(shared, 2)).to_have_count(10)
+    shared.close()
+
+    # Back goes to the uploaded query's URL (no id); forward reruns the search by id.
+    page.go_back()
+    expect(page).not_to_have_url(re.compile(r"id="))
+    page.go_forward()
+    expect(page.locator("#query-text")).to_contain_text(f"Image {clicked_id}")
+
+
+def test_drag_and_drop_k_and_readable_errors(page, live_server, web_index):
+    from playwright.sync_api import expect
+
+    page.goto(f"{live_server}?method=bovw&k=25")
+    expect(page.locator("#method")).to_have_value("bovw")
+    expect(page.locator("#k")).to_have_value("25")
+    png = data_file(web_index, "test", "yellow", 2).read_bytes()
+    drop(page, png, "query.png", "image/png")
+    expect(grid_items(page)).to_have_count(25)
+    expect(page.locator("#status")).to_contain_text("25 results for BoVW")
+
+    page.select_option("#method", "fusion")
+    expect(grid_items(page).first.locator(".score")).to_contain_text("RRF score")
+
+    drop(page, b"this is not a picture", "notes.png", "image/png")
+    expect(page.locator("#error")).to_be_visible()
+    expect(page.locator("#error")).to_contain_text("not an image (format not recognised)")
+
+    page.goto(f"{live_server}?id=test/nothing/000.png")
+    expect(page.locator("#error")).to_contain_text("no image with id 'test/nothing/000.png'")
+    expect(page.locator("#query-info")).to_be_hidden()
+    expect(page.locator("#results .grid")).to_have_count(0)
+
+
+def drop(page, data: bytes, name: str, mime: str) -> None:
+    """Drop a file on the drop zone, as a drag from the desktop does."""
+    page.evaluate(
+        """([b64, name, mime]) => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, {type: mime}));
+            const zone = document.getElementById("drop-zone");
+            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }""",
+        [base64.b64encode(data).decode(), name, mime],
+    )
+
+
+def test_phone_width_keyboard_and_about_panel(browser, live_server):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}?id=test/red/000.png&view=side&k=25")
+        expect(grid_items(page, 2)).to_have_count(25)
+        # Nothing wider than the screen: no sideways scrolling.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        # Results are links reachable by keyboard; Enter on one searches with it.
+        first = grid_items(page, 1).first.locator("a")
+        target = first.get_attribute("data-id")
+        first.focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#query-text")).to_contain_text(f"Image {target}")
+        # The about panel opens from the header link and tells what the index holds.
+        expect(page.locator("#about")).not_to_have_attribute("open", "")
+        page.get_by_role("link", name="About this index").click()
+        expect(page.locator("#about")).to_have_attribute("open", "")
+        expect(page.locator("#about")).to_contain_text(f"{len(LABELS) * 20} indexed images")
+        expect(page.locator("#about")).to_contain_text("weighted-moments")
+    finally:
+        context.close()

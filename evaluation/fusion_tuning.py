@@ -266,3 +266,18 @@ def _key(models: Mapping[str, str], ids: Sequence[str], k: int) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([dict(models), sorted(ids), k, list(GRID)]).encode())
     return digest.hexdigest()[:16]
+
+
+def open_search_service(settings: Settings, store_url: str | None = None):
+    """`SearchService.open` with the fusion chosen on validation for the index's models.
+
+    For `cbir search` and the web page; without a choice for these models, RRF 1:1.
+    """
+    from indexing.search import SearchService
+
+    service = SearchService.open(settings, store_url)
+    fields = service.store.fields
+    if all(m in fields for m in FUSED_METHODS):
+        rule, weights, _ = fusion_for(settings, {m: fields[m].fingerprint for m in FUSED_METHODS})
+        service.fusion_rule, service.fusion_weights = rule, weights
+    return service

@@ -111,3 +111,22 @@ def test_cli_tune_fusion_prints_the_grid(cli, indexed, home, settings):
     assert code == 0, err
     assert "16 validation queries" in out and "rrf bovw=1 cnn=1" in out
     assert f"saved in {fusion_file(settings)}" in out
+
+
+def test_search_and_the_web_page_fuse_with_the_tuned_choice(settings, indexed):
+    from evaluation.fusion_tuning import open_search_service
+
+    service = open_search_service(settings)
+    assert service.fusion_rule.value == "rrf" and service.fusion_weights == {
+        "bovw": 1.0,
+        "cnn": 1.0,
+    }
+    service.close()
+    choice = tune_fusion(settings, k=10, show_progress=False)
+    service = open_search_service(settings)
+    try:
+        assert service.fusion_rule.value == choice.rule
+        assert service.fusion_weights == choice.weights
+        assert service.score_kind("fusion") == choice.rule
+    finally:
+        service.close()

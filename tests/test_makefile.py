@@ -16,7 +16,9 @@ def planned(*args: str) -> list[str]:
     done = subprocess.run(
         ["make", "-n", "demo", *args], cwd=REPO, capture_output=True, text=True, check=True
     )
-    return [line for line in done.stdout.splitlines() if line.startswith("cbir ")]
+    return [
+        line for line in done.stdout.splitlines() if line.startswith("cbir ")
+    ]  # make -n drops "-"
 
 
 def test_demo_runs_the_stages_in_order_then_serves():
@@ -25,6 +27,7 @@ def test_demo_runs_the_stages_in_order_then_serves():
         "cbir dataset --dataset cifar10",
         "cbir train bovw --dataset cifar10",
         "cbir index --dataset cifar10 --method bovw,cnn",
+        "cbir tune-fusion",
         "cbir evaluate --dataset cifar10 --method bovw,cnn,fusion -k 100",
         "cbir serve",
     ]

@@ -92,3 +92,18 @@ def test_unknown_parts_are_refused():
     assert parse_parts("web,encode") == ["encode", "web"]
     with pytest.raises(CbirError, match="choose from"):
         parse_parts("encode,speed")
+
+
+@pytest.mark.slow
+def test_quick_bench_encodes_on_ray_beside_in_process(cli, bench_home, home):
+    code, out, err = cli(
+        "bench", "--quick", "--repeat", "1", "--only", "encode", "--workers", "1",
+        "--dataset", "folder", "--data", bench_home,
+    )  # fmt: skip
+    assert code == 0, err
+    stages = json.loads(next((home / "bench").glob("bench-*.json")).read_text())["stages"]
+    assert list(stages) == ["baseline", "encode", "encode_ray"]
+    ray = stages["encode_ray"]
+    assert ray["images"] == 40 and set(ray["methods"]) == {"bovw", "cnn"}
+    positive_numbers(ray, "encode_ray")
+    assert "the in-process rate" in out

@@ -3,8 +3,8 @@
     python -m benchmarks.stage CONFIG.json RESULT.json
 
 CONFIG holds the stage name, the settings, the dataset, the model directories and the sizes
-(written by `benchmarks.suite`); RESULT receives the stage's figures, or `{"error": ...}`
-with exit status 1. The parent reads the process's peak RSS from `os.wait4`.
+(written by `benchmarks.suite`); RESULT receives the stage's figures and this process's peak
+RSS, or `{"error": ...}` with exit status 1.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def web(config: Config) -> dict:
     with cbir_serve(env=env, args=["--threads", "8"]) as url:
         report = run_load_check(url, None, sizes["web_clients"], sizes["web_seconds"], 10)
     out = asdict(report)
-    # The server has exited and been waited for: it is this process's largest child.
+    # The server has exited and been waited for: it is this process's largest child (its
+    # figure includes this small process's memory at fork time, see peak_rss_mb).
     out["server_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return out
 
@@ -160,8 +161,25 @@ def main(argv: list[str] | None = None) -> int:
     except (CbirError, OSError, RuntimeError, ValueError, ImportError) as exc:
         traceback.print_exc()
         result, status = {"error": f"{type(exc).__name__}: {exc}"}, 1
+    result["peak_rss_mb"] = peak_rss_mb()
     Path(result_path).write_text(json.dumps(result, indent=1, default=float))
     return status
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started running Python, in MiB.
+
+    Linux's VmHWM belongs to the current program only; `ru_maxrss` would also count the
+    parent's memory copied at fork time, before exec. Elsewhere, `ru_maxrss` it is.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    scale = 1024 if sys.platform != "darwin" else 1024 * 1024  # KiB on Linux, bytes on macOS
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 if __name__ == "__main__":

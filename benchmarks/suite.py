@@ -1,9 +1,8 @@
 """`cbir bench`: every speed and memory figure of the project in one run, as JSON and a table.
 
 Parts (`--only`): encode (in-process, and on Ray unless `ray=None`), write, latency,
-search, evaluation, web. Each stage runs in its own process (`benchmarks.stage`); its peak
-RSS comes from `os.wait4` on that process, beside a baseline stage that only imports the
-benchmark's modules. Methods are whatever models `indexing.models` finds; a method without
+search, evaluation, web. Each stage runs in its own process (`benchmarks.stage`), which
+reports its own peak RSS, beside a baseline stage that only imports the benchmark's modules. Methods are whatever models `indexing.models` finds; a method without
 a model is listed with the reason and left out, never replaced by a stand-in.
 """
 
@@ -24,10 +23,10 @@ from typing import Any
 
 from cbir.config import Settings
 from cbir.errors import CbirError
-from features.base import ModelError
+from features.base import ModelError, read_manifest
 from features.registry import METHODS
 from indexing.encoding import LOCAL_RAY, RayOptions
-from indexing.models import load_models, model_dir
+from indexing.models import model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("encode", "write", "latency", "search", "evaluation", "web")
@@ -99,7 +98,8 @@ def run_bench(
         raise CbirError(f"--repeat must be at least 1, got {repeat}")
     sizes = QUICK if quick else FULL
     dirs, missing = available_models(settings)
-    models = load_models(dirs)
+    # Manifests, not models: this process stays small (no torch), since its children fork from it.
+    models = {m: read_manifest(path) for m, path in dirs.items()}
     results: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
@@ -108,7 +108,10 @@ def run_bench(
         "dataset": {"name": dataset, "data": data or settings.cifar10},
         "store": settings.store,
         "machine": _machine(),
-        "methods": {m: {"path": str(dirs[m]), **models[m].info.to_json()} for m in dirs},
+        "methods": {
+            m: {"path": str(dirs[m]), **{k: models[m][k] for k in ("name", "dim", "fingerprint")}}
+            for m in dirs
+        },
         "methods_without_model": missing,
         "stages": {},
     }
@@ -124,7 +127,7 @@ def run_bench(
         "dataset": dataset,
         "data": data,
         "models": {m: str(p) for m, p in dirs.items()},
-        "dims": {m: models[m].dim for m in dirs},
+        "dims": {m: models[m]["dim"] for m in dirs},
         "sizes": asdict(sizes),
         "repeat": repeat,
         "k": k,
@@ -166,27 +169,25 @@ def _stages(parts: Sequence[str], ray: RayOptions | None) -> list[str]:
 
 
 def run_stage(stage: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Run one stage in a child process; its figures plus `wall_s` and `peak_rss_mb`."""
+    """Run one stage in a child process; its figures plus `wall_s` (and its `peak_rss_mb`)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     with tempfile.TemporaryDirectory() as tmp:
         config_path, result_path = Path(tmp) / "config.json", Path(tmp) / "result.json"
         config_path.write_text(json.dumps({**config, "stage": stage}))
         began = time.perf_counter()
-        child = subprocess.Popen(
+        child = subprocess.run(
             [sys.executable, "-m", "benchmarks.stage", str(config_path), str(result_path)],
             env=env,
             cwd=REPO,
+            check=False,
         )
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - began
         if result_path.is_file():
             result = json.loads(result_path.read_text())
         else:
             result = {"error": f"the stage process exited with status {child.returncode}"}
     result["wall_s"] = wall
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
     return result
 
 

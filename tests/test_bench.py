@@ -72,7 +72,8 @@ def test_quick_bench_writes_every_part(cli, bench_home, home):
     assert "batch search 200 x 2,000 x 64" in out and "peak RSS, latency stage" in out
 
 
-def test_methods_without_a_model_are_skipped_not_faked(cli, home, tmp_path):
+def test_methods_without_a_model_are_skipped_not_faked(cli, home, tmp_path, monkeypatch):
+    monkeypatch.setattr("indexing.models.SHIPPED", tmp_path / "no-shipped-models")
     root = write_labelled_folder(tmp_path / "data", train=3, test=1)
     code, out, _ = cli(
         "bench", "--quick", "--repeat", "1", "--only", "encode,latency,web",

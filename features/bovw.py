@@ -112,6 +112,10 @@ class BovwExtractor(Extractor):
                 np.save(directory / f"{name}.npy", value)
 
     def load_state(self, directory: Path) -> None:
+        # Import faiss (and its OpenMP runtime) now, so that a worker's thread cap, applied
+        # after its models load (indexing.encoding.BatchEncoder), reaches it too.
+        import faiss  # noqa: F401
+
         c = self.config
         wanted = {"vocabulary"} | ({"idf"} if c.idf else set())
         wanted |= {"colour_vocabulary", "colour_sigma"} if c.colour else set()

@@ -138,7 +138,8 @@ class SiftSampler:
         if not self.mirror:
             return d, positions, d[:0], positions[:0]
         mirrored_positions = positions.copy()
-        mirrored_positions[:, 0] = 1.0 - positions[:, 0]
+        # Just below 1 - x, so a keypoint on a cell border lands in the mirrored cell.
+        mirrored_positions[:, 0] = np.maximum(1.0 - positions[:, 0] - 1e-6, 0.0)
         return d, positions, d[:, self._perm], mirrored_positions
 
     def _detector(self, gray: np.ndarray):

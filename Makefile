@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 CBIR_CIFAR10 ?= $(wildcard $(abspath ../shared/datasets/cifar10-jpg.tar.gz))
 export CBIR_CIFAR10
 
-.PHONY: demo test lint venv venv-dev clean
+.PHONY: demo test lint notebooks venv venv-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: venv-dev
 test: venv-dev
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Re-execute the notebooks in place against the evaluation in $(CBIR_HOME)/runs (default ./var,
+# what `make demo` builds); outputs are cleared of machine-specific paths.
+notebooks: venv-dev
+	CBIR_HOME=$(abspath $(or $(CBIR_HOME),var)) $(BIN)/python notebooks/execute.py --all --in-place
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

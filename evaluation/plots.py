@@ -63,7 +63,7 @@ def plot_per_class(
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, heights, width, label=method)
     ax.set_xticks(x, [str(label) for label in labels], rotation=45, ha="right")
     ax.set(ylabel=ylabel, title=title)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
     fig.tight_layout()
     return fig
 
@@ -74,7 +74,7 @@ def plot_class_matrices(
     """One heat map per method: row = query class, column = class retrieved (float (L, L))."""
     plt = _pyplot()
     fig, axes = plt.subplots(
-        1, len(matrices), figsize=(4.5 * len(matrices) + 1, 4.5), squeeze=False
+        1, len(matrices), figsize=(5 * len(matrices) + 1, 5), squeeze=False, layout="constrained"
     )
     names = [str(label) for label in labels]
     image = None
@@ -145,7 +145,9 @@ def plot_embedding_maps(
 ) -> Figure:
     """Scatter plots side by side from `{name: (points float (n, 2), labels (n,))}`, one colour per class."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(maps), figsize=(5.5 * len(maps), 5), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(maps), figsize=(5.5 * len(maps) + 1, 5), squeeze=False, layout="constrained"
+    )
     classes = sorted({str(x) for _, labels in maps.values() for x in labels})
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for ax, (name, (points, labels)) in zip(axes[0], maps.items(), strict=True):
@@ -156,5 +158,4 @@ def plot_embedding_maps(
         ax.set(title=name, xticks=[], yticks=[])
     axes[0, -1].legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.suptitle(title)
-    fig.tight_layout()
     return fig

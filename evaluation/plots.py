@@ -159,3 +159,27 @@ def plot_embedding_maps(
     axes[0, -1].legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.suptitle(title)
     return fig
+
+
+def plot_word_patches(words: Sequence, *, title: str) -> Figure:
+    """One row per visual word (`evaluation.visual_words.WordPatches`): its patches, most typical first."""
+    plt = _pyplot()
+    columns = max((len(w.patches) for w in words), default=1) or 1
+    fig, axes = plt.subplots(
+        max(len(words), 1),
+        columns,
+        figsize=(1.1 * columns + 1.2, 1.15 * max(len(words), 1) + 0.4),
+        squeeze=False,
+    )
+    for ax in axes.ravel():
+        ax.axis("off")
+    for row, word in enumerate(words):
+        axes[row, 0].text(
+            -0.15, 0.5, f"word {word.word}\n{word.count:,}", transform=axes[row, 0].transAxes,
+            ha="right", va="center", fontsize=7,
+        )  # fmt: skip
+        for col, patch in enumerate(word.patches):
+            axes[row, col].imshow(patch, interpolation="nearest")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

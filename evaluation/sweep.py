@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from cbir.errors import DatasetError
 from cbir.progress import Stopwatch
 from evaluation.analysis import stratified_sample
 from evaluation.evaluate import evaluate
 from evaluation.qrels import LabelQrels
 from evaluation.run import ArrayRun
 from features.base import Extractor
+from indexing.datasets import Dataset, Split
 
 
 @dataclass
@@ -34,31 +36,39 @@ class ValidationSplit:
 
 
 def validation_split(
-    images: Sequence[np.ndarray],
-    labels: Sequence[str],
+    dataset: Dataset,
     *,
     fit_per_label: int,
     documents_per_label: int,
     queries_per_label: int,
     seed: int = 0,
 ) -> ValidationSplit:
-    """Disjoint, class-stratified parts of `images` (the train split), drawn with `seed`.
+    """Disjoint, class-stratified parts of the dataset's train split, drawn with `seed`.
 
-    The documents and queries are disjoint from each other; the fit images are drawn from
-    what remains, so no image is both fitted on and searched for.
+    Queries, documents and fit images are disjoint, so no image is both fitted on and
+    searched for; only the chosen images are decoded. Raises DatasetError without a
+    labelled train split.
     """
-    labels = [str(x) for x in labels]
-    order = np.arange(len(labels))
+    records = [r for r in dataset.records(Split.TRAIN) if r.label is not None]
+    if not records:
+        raise DatasetError(
+            f"dataset {dataset.source} has no labelled train images to carve a validation split from"
+        )
+    labels = [r.label for r in records]
     queries = stratified_sample(labels, queries_per_label, seed)
-    rest = np.setdiff1d(order, queries)
+    rest = np.setdiff1d(np.arange(len(records)), queries)
     documents = rest[stratified_sample([labels[i] for i in rest], documents_per_label, seed + 1)]
     rest = np.setdiff1d(rest, documents)
     fit = rest[stratified_sample([labels[i] for i in rest], fit_per_label, seed + 2)]
+
+    def load(rows: np.ndarray) -> list[np.ndarray]:
+        return [dataset.image(records[i]) for i in rows]
+
     return ValidationSplit(
-        fit_images=[images[i] for i in fit],
-        documents=[images[i] for i in documents],
+        fit_images=load(fit),
+        documents=load(documents),
         document_labels=[labels[i] for i in documents],
-        queries=[images[i] for i in queries],
+        queries=load(queries),
         query_labels=[labels[i] for i in queries],
     )
 

@@ -74,7 +74,27 @@ def test_every_notebook_is_covered():
     assert {p.name for p in NOTEBOOKS.glob("*.ipynb")} <= set(NOTEBOOK_PARAMETERS)
 
 
-NOTEBOOK_PARAMETERS = {"compare_bovw_cnn.ipynb": small_parameters}
+def small_vocabulary_parameters(root: Path) -> dict:
+    return {
+        "CBIR_HOME": str(root / "home"),
+        "DATASET": "folder",
+        "DATA": str(root / "data"),
+        "FIT_PER_CLASS": 8,
+        "DOCUMENTS_PER_CLASS": 6,
+        "QUERIES_PER_CLASS": 2,
+        "K": 10,
+        "VOCABULARY_SIZES": [4, 8],
+        "NORMALISATION_VOCABULARY": 4,
+        "PATCH_IMAGES": 10,
+        "PATCH_WORDS": 3,
+        "PATCHES_PER_WORD": 4,
+    }
+
+
+NOTEBOOK_PARAMETERS = {
+    "compare_bovw_cnn.ipynb": small_parameters,
+    "bovw_vocabulary.ipynb": small_vocabulary_parameters,
+}
 
 
 def test_compare_notebook_runs_on_a_small_index(evaluated, tmp_path):
@@ -94,6 +114,24 @@ def test_compare_notebook_runs_on_a_small_index(evaluated, tmp_path):
     text = nbformat.writes(nbformat.read(out, as_version=4))
     assert str(evaluated) not in text  # machine paths cleared
     assert "| fusion |" in text and "20 queries" in text
+
+
+def test_vocabulary_notebook_runs_on_a_small_dataset(evaluated, tmp_path):
+    pytest.importorskip("features.bovw", reason="the BoVW extractor (issue #5) is not merged yet")
+    parameters = small_vocabulary_parameters(evaluated)
+    nb = execute(
+        NOTEBOOKS / "bovw_vocabulary.ipynb",
+        parameters,
+        out=tmp_path / "bovw_vocabulary.ipynb",
+        timeout=300,
+        scrub=machine_paths(parameters),
+    )
+    outputs = [o for cell in nb.cells for o in cell.get("outputs", [])]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 3  # vocabulary size, normalisations, word patches
+    tables = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    assert "| 8 words |" in tables[0] and "| no idf |" in tables[1]
+    assert str(evaluated) not in nbformat.writes(nb)
 
 
 def test_parameters_are_injected_after_the_parameters_cell_and_checked():

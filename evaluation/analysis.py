@@ -233,6 +233,27 @@ def disagreements(
 
 
 @dataclass(frozen=True)
+class HeadToHead:
+    """How often one method's per-topic value beats another's (topics both have)."""
+
+    first_better: int
+    second_better: int
+    ties: int
+
+    @property
+    def topics(self) -> int:
+        return self.first_better + self.second_better + self.ties
+
+
+def head_to_head(first: Mapping[str, float], second: Mapping[str, float]) -> HeadToHead:
+    """Count the topics where `first` is higher, where `second` is, and where they are equal."""
+    common = [t for t in first if t in second]
+    better = sum(first[t] > second[t] for t in common)
+    worse = sum(first[t] < second[t] for t in common)
+    return HeadToHead(better, worse, len(common) - better - worse)
+
+
+@dataclass(frozen=True)
 class GalleryRow:
     """One query and, per method, its ranked docnos with a relevance flag each."""
 

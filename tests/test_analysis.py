@@ -13,6 +13,7 @@ from evaluation.analysis import (
     disagreements,
     embedding_map,
     gallery_rows,
+    head_to_head,
     interpolated_precision,
     per_class_mean,
     precision_at,
@@ -150,6 +151,11 @@ def test_disagreements_largest_absolute_difference_first():
     found = disagreements(first, second, 3)
     assert [d.topic for d in found] == ["a", "b", "d"]
     assert found[0].difference == pytest.approx(0.8) and found[1].difference == pytest.approx(-0.7)
+
+
+def test_head_to_head_counts_wins_and_ties():
+    result = head_to_head({"a": 0.5, "b": 0.1, "c": 0.3, "d": 1.0}, {"a": 0.2, "b": 0.4, "c": 0.3})
+    assert (result.first_better, result.second_better, result.ties, result.topics) == (1, 1, 1, 3)
 
 
 def test_gallery_rows_take_the_ranked_top_with_relevance():

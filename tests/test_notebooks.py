@@ -130,7 +130,11 @@ def test_vocabulary_notebook_runs_on_a_small_dataset(evaluated, tmp_path):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 3  # vocabulary size, normalisations, word patches
     tables = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
-    assert "| 8 words |" in tables[0] and "| no idf |" in tables[1] and "| + colour + HOG (default channels) |" in tables[1]
+    assert (
+        "| 8 words |" in tables[0]
+        and "| no idf |" in tables[1]
+        and "| + colour + HOG (default channels) |" in tables[1]
+    )
     assert str(evaluated) not in nbformat.writes(nb)
 
 

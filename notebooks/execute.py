@@ -9,9 +9,10 @@ a cell inserted right after it, as papermill does (papermill itself is not neede
 this). A cell that fails stops the run with the cell's error (nbclient's
 CellExecutionError), so a test that executes a notebook fails when any cell fails.
 
-With `--in-place` the injected cell is removed again before saving and every output is
-cleared of machine-specific paths (the repository root and the directories given as
-parameters), so the committed notebook reads the same on any machine.
+Saved notebooks keep the injected cell (so a reader sees which values produced the
+outputs; none is added when no value is given) and every source and output is cleared of
+machine-specific paths (the repository root, $CBIR_HOME, $CBIR_CIFAR10 and the absolute
+paths given as values), so the committed notebook reads the same on any machine.
 """
 
 from __future__ import annotations
@@ -72,7 +73,6 @@ def execute(
     out: Path | None = None,
     timeout: int = 1800,
     scrub: Sequence[tuple[str, str]] = (),
-    keep_injected: bool = True,
 ):
     """Execute notebook `path` with `parameters`, in its own folder; write it to `out` if given.
 
@@ -83,7 +83,9 @@ def execute(
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    inject_parameters(nb, parameters)
+    parameters_index(nb)  # every notebook must have one
+    if parameters:
+        inject_parameters(nb, parameters)
     env_path = os.environ.get("PYTHONPATH", "")
     # The kernel imports the project from this checkout, whatever is installed.
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env_path) if p)
@@ -96,10 +98,6 @@ def execute(
         ).execute()
     finally:
         os.environ["PYTHONPATH"] = env_path
-    if not keep_injected:
-        nb.cells = [
-            c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])
-        ]
     scrub_paths(nb, scrub)
     if out is not None:
         nbformat.write(nb, out)
@@ -189,7 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=out,
             timeout=args.timeout,
             scrub=machine_paths(parameters),
-            keep_injected=not args.in_place,
         )
         print(f"wrote {out}", flush=True)
     return 0

@@ -48,10 +48,12 @@ def parameters_index(nb) -> int:
 def inject_parameters(nb, parameters: Mapping[str, Any]) -> None:
     """Insert a code cell assigning `parameters` after the parameters cell (in place).
 
-    Names must be assigned in the parameters cell: a typo would otherwise pass unnoticed.
+    A cell injected by an earlier run (saved with the notebook) is replaced, as papermill
+    does. Names must be assigned in the parameters cell: a typo would otherwise pass unnoticed.
     """
     import nbformat
 
+    nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
     at = parameters_index(nb)
     declared = _assigned_names(nb.cells[at].source)
     unknown = sorted(set(parameters) - declared)
@@ -86,6 +88,10 @@ def execute(
     parameters_index(nb)  # every notebook must have one
     if parameters:
         inject_parameters(nb, parameters)
+    else:  # the defaults: drop values an earlier run injected
+        nb.cells = [
+            c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])
+        ]
     env_path = os.environ.get("PYTHONPATH", "")
     # The kernel imports the project from this checkout, whatever is installed.
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env_path) if p)

@@ -144,6 +144,9 @@ def test_parameters_are_injected_after_the_parameters_cell_and_checked():
     tags = [c.metadata.get("tags", []) for c in nb.cells]
     at = tags.index(["parameters"])
     assert tags[at + 1] == ["injected-parameters"] and "SEED = 3" in nb.cells[at + 1].source
+    inject_parameters(nb, {"SEED": 4})  # replaces the cell injected before
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "SEED = 4" in injected[0].source
     with pytest.raises(ValueError, match="not parameters of this notebook: SEEED"):
         inject_parameters(nb, {"SEEED": 3})
 

@@ -1,18 +1,74 @@
-"""`cbir train cnn`: not implemented yet (issue #6)."""
+"""`cbir train cnn`: train the CIFAR embedding network, or wrap a torchvision backbone."""
 
 from __future__ import annotations
 
 import argparse
 
 from cbir.config import Settings
-from cbir.errors import CbirError
 
-HELP = "not implemented yet (issue #6)"
+HELP = (
+    "train the CIFAR embedding network on the train split (validation carved out of it), "
+    "or save a pretrained torchvision backbone (--arch resnet18|resnet50|vgg19)"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", default="cifar10", help="cifar10 (default) or folder")
+    parser.add_argument("--data", help="dataset path (for cifar10 it overrides CBIR_CIFAR10)")
+    parser.add_argument("--out", help="model directory (default: $CBIR_HOME/models/cnn)")
+    parser.add_argument(
+        "--arch",
+        default="cifarnet",
+        help="cifarnet (default, trained here), resnet18, resnet50, vgg19",
+    )
+    parser.add_argument("--weights", help="backbone weights file (else the torchvision cache)")
+    parser.add_argument("--epochs", type=int, default=16, help="training epochs (default 16)")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--lr", type=float, default=11.5, help="airbench-scaled learning rate")
+    parser.add_argument("--weight-decay", type=float, default=0.0153)
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share of train")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all)")
+    parser.add_argument(
+        "--widths", default="64,256,256", help="channels of the three blocks (default 64,256,256)"
+    )
+    parser.add_argument("--tune", type=int, metavar="N", help="first run N Ray Tune (ASHA) trials")
+    parser.add_argument("--tune-epochs", type=int, default=6, help="epochs per tuning trial")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise CbirError("cbir train cnn is not implemented yet (issue #6)")
+    from features.cnn_stage import train_cnn
+    from features.cnn_train import TrainConfig
+
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        threads=args.threads,
+        widths=tuple(int(w) for w in args.widths.split(",")),
+    )
+    if args.tune:
+        from features.cnn_tune import tune_cnn
+
+        config = tune_cnn(
+            settings,
+            args.dataset,
+            args.data,
+            config,
+            args.val_fraction,
+            args.tune,
+            args.tune_epochs,
+        )
+    train_cnn(
+        settings,
+        dataset=args.dataset,
+        data=args.data,
+        out_dir=args.out,
+        config=config,
+        val_fraction=args.val_fraction,
+        arch=args.arch,
+        weights_file=args.weights,
+    )
+    return 0

@@ -1,0 +1,148 @@
+"""`cbir train cnn` as a function: train (or wrap a backbone), save, write the model card."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from cbir.config import Settings
+from cbir.progress import progress, summary_line
+from features.cnn import CnnExtractor
+from features.cnn_train import EpochStats, TrainConfig
+
+CARD_JSON = "model_card.json"
+CARD_MD = "MODEL_CARD.md"
+VALIDATION_IDS = "validation.json"
+
+
+def train_cnn(
+    settings: Settings,
+    *,
+    dataset: str = "cifar10",
+    data: str | None = None,
+    out_dir: str | Path | None = None,
+    config: TrainConfig | None = None,
+    val_fraction: float = 0.1,
+    arch: str = "cifarnet",
+    weights_file: str | None = None,
+    allow_download: bool = True,
+    show_progress: bool = True,
+    echo=print,
+) -> Path:
+    """Train the CIFAR network (or wrap a pretrained backbone) and save it with its card."""
+    out = Path(out_dir) if out_dir else settings.models_dir / "cnn"
+    started = time.perf_counter()
+    command = "cbir " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "cbir"
+    if arch != "cifarnet":
+        extractor = CnnExtractor.from_backbone(arch, weights_file, allow_download=allow_download)
+        extractor.save(out)
+        card = {
+            "command": command,
+            "arch": arch,
+            "weights": extractor.weights_tag,
+            "dim": extractor.dim,
+            "fingerprint": extractor.fingerprint,
+            "trained": False,
+        }
+        _write_card(out, card)
+        echo(f"saved {arch} ({extractor.weights_tag}) to {out}")
+        return out
+
+    from indexing.arrays import split_arrays
+    from indexing.datasets import open_dataset
+
+    ds = open_dataset(dataset, settings, data)
+    arrays = split_arrays(ds, "train", side=32, show_progress=show_progress)
+    config = config or TrainConfig()
+    extractor = CnnExtractor(arch="cifarnet", widths=config.widths, num_classes=len(arrays.classes))
+    from features.cnn_fit import fit_cifarnet
+
+    bar = progress(total=None, desc="train cnn", unit="step", disable=not show_progress)
+
+    def on_step(step: int, total: int) -> None:
+        bar.total = total
+        bar.update(1)
+
+    def on_epoch(stats: EpochStats) -> None:
+        line = (
+            f"epoch {stats.epoch:>3}/{config.epochs}  loss {stats.loss:.4f}  "
+            f"train acc {stats.train_accuracy:.4f}  val acc {stats.val_accuracy:.4f}  "
+            f"{stats.seconds:.1f} s"
+        )
+        bar.write(line) if show_progress else echo(line)
+
+    images = arrays.images[:] if hasattr(arrays.images, "shape") else arrays.images
+    report = fit_cifarnet(
+        extractor, images, arrays.labels, config, val_fraction, on_epoch=on_epoch, on_step=on_step
+    )
+    bar.close()
+    extractor.save(out)
+    wall = time.perf_counter() - started
+    val_ids = [arrays.doc_ids[i] for i in report.val_rows]
+    (out / VALIDATION_IDS).write_text(
+        json.dumps({"seed": config.seed, "fraction": val_fraction, "doc_ids": val_ids}) + "\n"
+    )
+    card = {
+        "command": command,
+        "arch": "cifarnet",
+        "dim": extractor.dim,
+        "fingerprint": extractor.fingerprint,
+        "trained": True,
+        "dataset": ds.name,
+        "data_fingerprint": ds.fingerprint,
+        "classes": arrays.classes,
+        "train_images": len(report.train_rows),
+        "validation_images": len(report.val_rows),
+        "skipped_files": len(arrays.skipped),
+        "config": config.to_json(),
+        "epochs": [asdict(e) for e in report.epochs],
+        "best_epoch": report.best_epoch,
+        "validation_accuracy": report.val_accuracy,
+        "batchnorm_recalibrated": report.recalibrated,
+        "validation_accuracy_recalibrated": report.recalibrated_accuracy,
+        "validation_retrieval": report.val_retrieval,
+        "train_seconds": round(report.train_seconds, 1),
+        "wall_seconds": round(wall, 1),
+        "device": report.device,
+        "threads": torch.get_num_threads(),
+        "parameters": sum(p.numel() for p in extractor.network.parameters()),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    _write_card(out, card)
+    echo(
+        f"validation: accuracy {report.val_accuracy:.4f}, "
+        + ", ".join(f"{k} {v:.4f}" for k, v in report.val_retrieval.items())
+    )
+    echo(f"saved to {out}")
+    echo(summary_line("train cnn", len(report.train_rows) * config.epochs, wall, "image-epochs"))
+    return out
+
+
+def _write_card(out: Path, card: dict) -> None:
+    (out / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n")
+    lines = ["# CNN model card", ""]
+    for key, value in card.items():
+        if key == "epochs":
+            continue
+        lines.append(f"- **{key}**: `{json.dumps(value)}`")
+    if card.get("epochs"):
+        lines += [
+            "",
+            "| epoch | loss | train acc | val acc | seconds |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for e in card["epochs"]:
+            lines.append(
+                f"| {e['epoch']} | {e['loss']:.4f} | {e['train_accuracy']:.4f} | "
+                f"{e['val_accuracy']:.4f} | {e['seconds']:.1f} |"
+            )
+    (out / CARD_MD).write_text("\n".join(lines) + "\n")

@@ -30,6 +30,7 @@ from werkzeug.utils import secure_filename
 from cbir import __version__
 from cbir.config import Settings
 from cbir.errors import CbirError, ConfigError, DatasetError
+from evaluation.fusion_tuning import open_search_service
 from evaluation.latest_summary import headline, latest_summary
 from features.base import ModelError
 from features.imaging import ImageDecodeError, decode_image
@@ -86,7 +87,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["MAX_CONTENT_LENGTH"] is None:
         app.config["MAX_CONTENT_LENGTH"] = int(app.config["CBIR_MAX_UPLOAD_MB"] * MEGABYTE)
     app.extensions["cbir"] = ServiceHolder(
-        lambda: SearchService.open(settings),
+        lambda: open_search_service(settings),
         retry_seconds=float(app.config["CBIR_INDEX_RETRY_SECONDS"]),
     )
     app.register_blueprint(page)

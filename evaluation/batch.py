@@ -89,7 +89,7 @@ def evaluate_dataset(
     store_url: str | None = None,
     exact: bool = False,
     num_candidates: int | None = None,
-    fusion_rule: FusionRule | str = FusionRule.RRF,
+    fusion_rule: FusionRule | str | None = None,
     fusion_weights: Mapping[str, float] | None = None,
     ray: RayOptions | None = LOCAL_RAY,
     limit: int | None = None,
@@ -121,9 +121,8 @@ def evaluate_dataset(
         exact = exact or url.startswith("local:")
         models = _models_of(store, base)
         docnos, doc_labels = _indexed_documents(store, ds, base)
-        weights = dict(fusion_weights or {m: DEFAULT_FUSION_WEIGHTS.get(m, 1.0) for m in base})
-        fusion = (
-            {"rule": FusionRule(fusion_rule).value, "weights": weights} if FUSION in methods else {}
+        fusion_rule, weights, fusion = _fusion_options(
+            settings, store, base, fusion_rule, fusion_weights, FUSION in methods
         )
         key = _cache_key(store, base, methods, docnos, queries, k, exact, num_candidates, fusion)
         cached = _reusable(out, key) if not force else None
@@ -184,6 +183,22 @@ def evaluate_dataset(
     (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary))
     return summary
+
+
+def _fusion_options(settings, store, base, rule, weights, wanted: bool):
+    """(rule, weights, the summary's `fusion` entry): explicit options, else the tuned choice."""
+    if rule is None and weights is None and set(DEFAULT_FUSION_WEIGHTS) <= set(base):
+        from evaluation.fusion_tuning import fusion_for
+
+        rule, weights, provenance = fusion_for(
+            settings, {m: store.fields[m].fingerprint for m in DEFAULT_FUSION_WEIGHTS}
+        )
+    else:
+        provenance = {"source": "command line"}
+    rule = FusionRule(rule or FusionRule.RRF)
+    weights = dict(weights or {m: DEFAULT_FUSION_WEIGHTS.get(m, 1.0) for m in base})
+    fusion = {"rule": rule.value, "weights": weights, **provenance} if wanted else {}
+    return rule, weights, fusion
 
 
 def _check_index(store: VectorStore, methods: Sequence[str], url: str) -> None:

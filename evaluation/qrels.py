@@ -188,4 +188,56 @@ def _count_grades(grades: Iterable[int]) -> dict[int, int]:
     return counts
 
 
-Judgments = Qrels | LabelQrels
+Judgments = Qrels | LabelQrels  # LeaveOneOutQrels is a LabelQrels
+
+
+class LeaveOneOutQrels(LabelQrels):
+    """Label relevance for queries drawn from the collection itself (validation queries).
+
+    A topic that is also a document is not relevant to itself: its R leaves it out and, if a
+    run retrieved it, it counts as not judged. Topics with no other document of their label
+    are not judged topics.
+    """
+
+    def _self_rows(self, topics: Sequence[str]) -> np.ndarray:
+        """int64 (len(topics),): each topic's own row among the documents, -1 when it is none."""
+        if self._index is None:
+            self._index = {d: i for i, d in enumerate(self.docnos)}
+        return np.fromiter((self._index.get(str(t), -1) for t in topics), np.int64, len(topics))
+
+    def _own_label(self, topics: Sequence[str]) -> np.ndarray:
+        rows = self._self_rows(topics)
+        codes = np.array([self.topic_codes[str(t)] for t in topics], dtype=np.int64)
+        return (rows >= 0) & (self.doc_codes[np.maximum(rows, 0)] == codes)
+
+    def topics(self) -> list[str]:
+        candidates = super().topics()
+        counts = self.grade_counts(candidates)
+        return [t for t, n in zip(candidates, counts[:, 1].tolist(), strict=True) if n > 0]
+
+    def grade_counts(self, topics: Sequence[str]) -> np.ndarray:
+        out = super().grade_counts(topics)
+        out[:, 1] -= self._own_label(topics)
+        return out
+
+    def positive_total(self) -> int:
+        topics = list(self.topic_codes)
+        return int(self.grade_counts(topics)[:, 1].sum())
+
+    def grades_of_indices(self, topics: Sequence[str], doc_index: np.ndarray) -> np.ndarray:
+        grades = super().grades_of_indices(topics, doc_index)
+        grades[doc_index == self._self_rows(topics)[:, None]] = NOT_JUDGED
+        return grades
+
+    def lookup(
+        self, topics: Sequence[str], docnos: Sequence[Collection[str]], total: int
+    ) -> np.ndarray:
+        grades = super().lookup(topics, docnos, total)
+        own = np.fromiter(
+            (d == t for t, ds in zip(topics, docnos, strict=True) for d in ds), bool, total
+        )
+        grades[own] = NOT_JUDGED
+        return grades
+
+    def relevant_docnos(self, topic: str) -> list[str]:
+        return [d for d in super().relevant_docnos(topic) if d != topic]

@@ -82,6 +82,7 @@ def summary_markdown(summary: EvaluationSummary) -> str:
         f"`map_cut_{k}` is trec_eval's (divided by all R relevant documents); "
         f"`AP@{k}/min(R,{k})` is AP@{k} normalised by min(R, {k}) (ceiling 1.0).",
         f"Query encoding: {summary.encode_seconds:.1f} s.",
+        *_fusion_line(summary.fusion),
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join("---" for _ in header) + " |",
@@ -102,3 +103,12 @@ def summary_markdown(summary: EvaluationSummary) -> str:
         ]
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+def _fusion_line(fusion: dict) -> list[str]:
+    """Which fusion rule and weights were used, and where they came from."""
+    if not fusion:
+        return []
+    weights = ", ".join(f"{m} {w:g}" for m, w in fusion["weights"].items())
+    source = fusion.get("source", "")
+    return [f"Fusion: {fusion['rule']} (weights {weights}); {source}."]

@@ -88,7 +88,11 @@ def test_fusion_is_at_least_as_good_as_the_worse_method(settings, indexed, tmp_p
         fusion_weights={"bovw": 1, "cnn": 3},
         force=True,
     )
-    assert weighted.fusion == {"rule": "weighted", "weights": {"bovw": 1, "cnn": 3}}
+    assert weighted.fusion == {
+        "rule": "weighted",
+        "weights": {"bovw": 1, "cnn": 3},
+        "source": "command line",
+    }
     per_label = weighted.methods["cnn"].per_label
     assert set(per_label) == set(LABELS) and per_label["red"]["num_q"] == 5
 

@@ -10,6 +10,7 @@ COMMANDS = (
     "index",
     "search",
     "evaluate",
+    "tune_fusion",
     "trec_eval",
     "serve",
     "bench",

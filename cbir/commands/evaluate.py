@@ -44,10 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
         "--num-candidates", type=int, help="Elasticsearch approximate kNN candidates"
     )
     parser.add_argument(
-        "--fusion", choices=["rrf", "weighted"], default="rrf", help="fusion rule (default rrf)"
+        "--fusion",
+        choices=["rrf", "weighted"],
+        help="fusion rule (default: the one `cbir tune-fusion` chose on validation, else rrf)",
     )
     parser.add_argument(
-        "--fusion-weights", type=weight_list, help="e.g. bovw=1,cnn=2 (default 1 each)"
+        "--fusion-weights",
+        type=weight_list,
+        help="e.g. bovw=1,cnn=2 (default: tuned on validation, else 1 each)",
     )
     parser.add_argument("--limit", type=int, help="only the first N test images of each label")
     parser.add_argument(
@@ -81,6 +85,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"{'exact' if summary.exact else 'approximate'} search; {state} {summary.out_dir}"
     )
     print(summary_table(summary))
+    if summary.fusion:
+        weights = ", ".join(f"{m}={w:g}" for m, w in summary.fusion["weights"].items())
+        print(f"fusion: {summary.fusion['rule']} ({weights}), {summary.fusion['source']}")
     if summary.skipped_queries:
         print(f"skipped {len(summary.skipped_queries)} query images (listed in summary.json)")
     print(

@@ -23,12 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from cbir.errors import CbirError
+    from evaluation.fusion_tuning import open_search_service
     from features.imaging import decode_image
-    from indexing.search import SearchService
 
     if (args.image is None) == (args.doc_id is None):
         raise CbirError("give an image file or --id DOC_ID (one of them)")
-    service = SearchService.open(settings)
+    service = open_search_service(settings)
     try:
         if args.image is not None:
             image = decode_image(args.image, max_pixels=settings.max_pixels)

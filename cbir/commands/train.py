@@ -8,7 +8,9 @@ import importlib
 from cbir.config import Settings
 
 NAME = "train"
-HELP = "fit a model on the train split: `cbir train bovw` (vocabulary) or `cbir train cnn` (network)"
+HELP = (
+    "fit a model on the train split: `cbir train bovw` (vocabulary) or `cbir train cnn` (network)"
+)
 # method -> module defining add_arguments(parser) and run(args, settings)
 METHODS = {"bovw": "cbir.commands.train_bovw", "cnn": "cbir.commands.train_cnn"}
 
@@ -17,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
     methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
     for method, module_name in METHODS.items():
         module = importlib.import_module(module_name)
-        sub = methods.add_parser(method, help=module.HELP, description=module.HELP, parents=[parent])
+        sub = methods.add_parser(
+            method, help=module.HELP, description=module.HELP, parents=[parent]
+        )
         module.add_arguments(sub)
         sub.set_defaults(train_run=module.run)
 

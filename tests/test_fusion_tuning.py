@@ -1,0 +1,132 @@
+"""Fusion weights chosen on validation images (leave-one-out on the index), used by evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cbir.errors import CbirError
+from evaluation import ArrayRun, evaluate
+from evaluation.batch import evaluate_dataset
+from evaluation.fusion_tuning import GRID, fusion_file, fusion_for, tune_fusion
+from evaluation.qrels import LabelQrels, LeaveOneOutQrels
+from indexing.datasets import FolderDataset
+from indexing.pipeline import index_dataset
+from tests.extractors import ColourMomentsExtractor, ThumbnailExtractor
+from tests.synthetic import write_labelled_folder
+
+LABELS = ("red", "green", "blue", "grey")
+
+
+def test_leave_one_out_qrels_do_not_count_the_query_as_relevant():
+    docnos = ["a", "b", "c", "d"]
+    labels = ["x", "x", "x", "y"]
+    run = ArrayRun(
+        ["a", "d"], np.array([[1, 3], [0, 1]]), np.array([[0.9, 0.5], [0.9, 0.8]]), docnos
+    )
+    loo = LeaveOneOutQrels({"a": "x", "d": "y"}, docnos, labels)
+    assert loo.topics() == ["a"]  # d is the only document of its label: nothing to find
+    assert loo.grade_counts(["a"]).tolist() == [[0, 2]]
+    assert loo.relevant_docnos("a") == ["b", "c"]
+    ev = evaluate(loo, run, ["map", "P.1", "recall.2"])
+    # a retrieves b (relevant) then d: AP = (1/1) / R with R = 2 (b, c; not a itself)
+    assert ev.summary["map"] == pytest.approx(0.5)
+    assert ev.summary["recall_2"] == pytest.approx(0.5)
+    plain = evaluate(LabelQrels({"a": "x"}, docnos, labels), run, ["map"])
+    assert plain.summary["map"] == pytest.approx(1 / 3)  # R = 3 would count a itself
+    own = ArrayRun(["a"], np.array([[0, 1]]), np.array([[1.0, 0.9]]), docnos)
+    assert evaluate(loo, own, ["P.1"]).summary["P_1"] == 0.0  # retrieving itself is not relevant
+
+
+@pytest.fixture
+def indexed(tmp_path, settings):
+    root = write_labelled_folder(tmp_path / "data", labels=LABELS, train=15, test=5, spread=40)
+    ds = FolderDataset(root)
+    train = ds.records("train")
+    images = [ds.image(r) for r in train]
+    models = {
+        "bovw": ColourMomentsExtractor().fit(images).save(tmp_path / "m-bovw"),
+        "cnn": ThumbnailExtractor(4).fit(images).save(tmp_path / "m-cnn"),
+    }
+    index_dataset(
+        settings, dataset="folder", data=str(root), models=models, ray=None, show_progress=False
+    )
+    validation = [r.doc_id for r in train if int(r.doc_id.rsplit("/", 1)[1][:3]) < 4]
+    (models["cnn"] / "validation.json").write_text(json.dumps({"doc_ids": validation}))
+    return root, models, validation
+
+
+def test_tuning_picks_the_best_of_the_grid_and_evaluate_uses_it(settings, indexed, tmp_path):
+    root, _, validation = indexed
+    choice = tune_fusion(settings, k=10, show_progress=False)
+    assert choice.queries == len(validation) == 16 and not choice.reused
+    fused = [c for c in choice.candidates if "rule" in c]
+    assert [(c["rule"], c["weights"]["bovw"]) for c in fused] == list(GRID)
+    assert choice.value == max(c["map_minRk_10"] for c in fused) > 0
+    assert {c.get("method") for c in choice.candidates} >= {"bovw", "cnn"}
+    saved = json.loads(fusion_file(settings).read_text())
+    assert saved["rule"] == choice.rule and saved["weights"] == choice.weights
+    assert tune_fusion(settings, k=10, show_progress=False).reused
+
+    summary = evaluate_dataset(
+        settings, dataset="folder", data=str(root), k=10, out_dir=tmp_path / "e", ray=None,
+        show_progress=False,
+    )  # fmt: skip
+    assert summary.fusion["source"] == "tuned on validation"
+    assert summary.fusion["rule"] == choice.rule and summary.fusion["weights"] == choice.weights
+    assert summary.fusion["validation_queries"] == 16
+    assert "tuned on validation" in (tmp_path / "e" / "summary.md").read_text()
+    explicit = evaluate_dataset(
+        settings, dataset="folder", data=str(root), k=10, out_dir=tmp_path / "e", ray=None,
+        show_progress=False, fusion_rule="rrf",
+    )  # fmt: skip
+    assert explicit.fusion["source"] == "command line" and not explicit.reused
+
+
+def test_without_tuning_or_for_other_models_the_default_is_used_and_said(settings, indexed):
+    rule, weights, provenance = fusion_for(settings, {"bovw": "f1", "cnn": "f2"})
+    assert (rule.value, weights) == ("rrf", {"bovw": 1.0, "cnn": 1.0})
+    assert provenance["source"].startswith("default (no tuned fusion")
+    tune_fusion(settings, k=10, show_progress=False)
+    _, _, provenance = fusion_for(settings, {"bovw": "f1", "cnn": "f2"})
+    assert "tuned for other models" in provenance["source"]
+
+
+def test_bad_validation_lists_are_refused(settings, indexed, tmp_path):
+    with pytest.raises(CbirError, match=r"no validation list at .*missing\.json"):
+        tune_fusion(settings, validation=tmp_path / "missing.json", show_progress=False)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"ids": []}))
+    with pytest.raises(CbirError, match="doc_ids"):
+        tune_fusion(settings, validation=bad, show_progress=False)
+    bad.write_text(json.dumps({"doc_ids": ["test/red/000.png"]}))
+    with pytest.raises(CbirError, match="must be indexed train images"):
+        tune_fusion(settings, validation=bad, show_progress=False)
+
+
+def test_cli_tune_fusion_prints_the_grid(cli, indexed, home, settings):
+    code, out, err = cli("tune-fusion", "-k", "10")
+    assert code == 0, err
+    assert "16 validation queries" in out and "rrf bovw=1 cnn=1" in out
+    assert f"saved in {fusion_file(settings)}" in out
+
+
+def test_search_and_the_web_page_fuse_with_the_tuned_choice(settings, indexed):
+    from evaluation.fusion_tuning import open_search_service
+
+    service = open_search_service(settings)
+    assert service.fusion_rule.value == "rrf" and service.fusion_weights == {
+        "bovw": 1.0,
+        "cnn": 1.0,
+    }
+    service.close()
+    choice = tune_fusion(settings, k=10, show_progress=False)
+    service = open_search_service(settings)
+    try:
+        assert service.fusion_rule.value == choice.rule
+        assert service.fusion_weights == choice.weights
+        assert service.score_kind("fusion") == choice.rule
+    finally:
+        service.close()

@@ -14,7 +14,7 @@ DEMO_VENV := $(if $(filter $(BIN)/cbir,$(CBIR)),venv)
 # `make demo SERVE=0` stops after the comparison table (for timing, or on a headless machine).
 SERVE ?= 1
 
-.PHONY: demo demo-table test lint venv venv-dev clean
+.PHONY: demo demo-table test lint notebooks venv venv-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ lint: venv-dev
 test: venv-dev
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Re-execute the notebooks in place against the evaluation in $(CBIR_HOME)/runs (default ./var,
+# what `make demo` builds); outputs are cleared of machine-specific paths.
+notebooks: venv-dev
+	CBIR_HOME=$(abspath $(or $(CBIR_HOME),var)) $(BIN)/python notebooks/execute.py --all --in-place
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -44,6 +44,7 @@ def word_patches(
     centred on the keypoint. At most one patch per image and word, closest first.
     """
     import cv2
+
     from features.vocabulary import nearest_words
 
     c = extractor.config

@@ -37,6 +37,10 @@ def browser(chromium):
 def page(browser):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
+    # Listening for file choosers turns Chromium's interception on; Playwright sends that
+    # without waiting for a reply, so doing it only inside `expect_file_chooser` races the
+    # key press that opens the chooser (a known Playwright/Puppeteer race). Turn it on early.
+    page.on("filechooser", lambda chooser: None)
     yield page
     context.close()
 
@@ -57,6 +61,8 @@ def test_search_by_upload_side_by_side_and_by_clicking_a_result(
 
     page.goto(live_server)
     expect(page.locator("#drop-zone")).to_be_visible()
+    # Chromium ignores input before the first paint (paint holding): let the page settle.
+    page.wait_for_load_state("networkidle")
 
     # Upload through the drop zone, which is a button opening the file picker (keyboard: Enter).
     page.locator("#drop-zone").focus()

@@ -24,6 +24,7 @@ from features.bovw_config import BovwConfig
 from features.bovw_report import VocabularyReport
 from features.colour import colour_cells, fit_colour_vocabulary, lab_pixels
 from features.hog import hog_vector
+from features.imaging import resize_square
 from features.sift import ImageDescriptors, SiftSampler, root_sift
 from features.vocabulary import (
     cell_of,
@@ -149,7 +150,7 @@ class BovwExtractor(Extractor):
         c = self.config
         descriptors, labs, hogs = [], [], []
         for image in images:
-            small = _resize(image, c.side)
+            small = resize_square(image, c.side)
             big = cv2.resize(small, (c.upscale, c.upscale), interpolation=cv2.INTER_LINEAR)
             descriptors.append(self.sampler.describe(cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)))
             if c.colour:
@@ -259,18 +260,6 @@ class BovwExtractor(Extractor):
             self.colour_vocabulary = centres
             self.colour_sigma = np.array([sigma], dtype=np.float32)
         return len(descriptors)
-
-
-def _resize(image: np.ndarray, side: int) -> np.ndarray:
-    """RGB uint8 image resized to (side, side): area averaging when shrinking, linear otherwise."""
-    import cv2
-
-    h, w = image.shape[:2]
-    if (h, w) == (side, side):
-        return np.ascontiguousarray(image)
-    shrink = h > side or w > side
-    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return cv2.resize(image, (side, side), interpolation=interpolation)
 
 
 __all__ = ["BovwConfig", "BovwExtractor", "ImageFeatures", "VocabularyReport"]

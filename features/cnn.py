@@ -23,6 +23,7 @@ import torch
 from features.base import Extractor, ModelError, l2_normalise
 from features.cnn_net import CIFAR_MEAN, CIFAR_STD, CifarNet
 from features.cnn_train import autocast, pick_device
+from features.imaging import resize_square
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -175,8 +176,6 @@ class CnnExtractor(Extractor):
             self.mean = np.zeros(self.dim, np.float32)
 
     def _resize(self, image: np.ndarray) -> np.ndarray:
-        from indexing.arrays import resize_square
-
         image = np.asarray(image)
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)

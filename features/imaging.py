@@ -141,3 +141,15 @@ def _scale_to_uint8(array: np.ndarray) -> np.ndarray:
         return np.clip(np.nan_to_num(array) * (255.0 / top), 0, 255).round().astype(np.uint8)
     # Integer images deeper than 8 bits are 16-bit in practice (PNG/TIFF): map 0..65535 to 0..255.
     return np.clip(array.astype(np.int64) // 257, 0, 255).astype(np.uint8)
+
+
+def resize_square(image: np.ndarray, side: int) -> np.ndarray:
+    """RGB uint8 (h, w, 3) -> (side, side, 3), contiguous; area averaging when either side
+    shrinks, bilinear otherwise. Non-square images are squashed (the aspect is not kept)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if (h, w) == (side, side):
+        return np.ascontiguousarray(image)
+    interpolation = cv2.INTER_AREA if h > side or w > side else cv2.INTER_LINEAR
+    return cv2.resize(image, (side, side), interpolation=interpolation)

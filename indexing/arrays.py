@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from cbir.errors import DatasetError
 from cbir.progress import progress
-from features.imaging import ImageDecodeError
+from features.imaging import ImageDecodeError, resize_square
 from indexing.datasets import Dataset, Split
 from indexing.skipped import SkipReport
 
@@ -27,15 +26,6 @@ class SplitArrays:
     classes: list[str]
     doc_ids: list[str]
     skipped: SkipReport = field(default_factory=SkipReport)
-
-
-def resize_square(image: np.ndarray, side: int) -> np.ndarray:
-    """RGB uint8 (h, w, 3) -> (side, side, 3); area averaging when shrinking, bilinear otherwise."""
-    h, w = image.shape[:2]
-    if (h, w) == (side, side):
-        return image
-    interpolation = cv2.INTER_AREA if min(h, w) > side else cv2.INTER_LINEAR
-    return cv2.resize(image, (side, side), interpolation=interpolation)
 
 
 def split_arrays(

@@ -100,7 +100,7 @@ class CnnExtractor(Extractor):
         if self.arch != "cifarnet":
             raise ModelError(
                 f"{self.arch} is a pretrained torchvision backbone; build it with "
-                "`cbir train cnn --arch {self.arch} [--weights FILE]`, not by fitting"
+                f"`cbir train cnn --arch {self.arch} [--weights FILE]`, not by fitting"
             )
         if labels is None:
             raise ModelError("the CIFAR network is supervised: fit(images, labels) needs labels")

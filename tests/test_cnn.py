@@ -144,7 +144,7 @@ def test_cli_reports_a_missing_weights_file(cli, tmp_path):
 
 
 def test_fit_refuses_backbones_and_unlabelled_data():
-    with pytest.raises(ModelError, match="pretrained torchvision backbone"):
+    with pytest.raises(ModelError, match="--arch resnet18 .--weights FILE."):
         CnnExtractor(arch="resnet18").fit([np.zeros((32, 32, 3), np.uint8)])
     with pytest.raises(ModelError, match="needs labels"):
         CnnExtractor().fit([np.zeros((32, 32, 3), np.uint8)])

@@ -282,15 +282,7 @@ def _measure(
     k: int,
 ) -> MethodResult:
     """Rank arrays from hits, the run file, the measures and the per-label breakdown."""
-    position = {d: i for i, d in enumerate(docnos)}
-    width = max((len(h) for h in hits), default=0) or 1
-    doc_index = np.full((len(hits), width), -1, dtype=np.int64)
-    scores = np.zeros((len(hits), width), dtype=np.float64)
-    for row, row_hits in enumerate(hits):
-        for col, hit in enumerate(row_hits):
-            doc_index[row, col] = position[hit.doc_id]
-            scores[row, col] = hit.score
-    run = ArrayRun([q.doc_id for q in queries], doc_index, scores, docnos, tag=f"cbir-{method}")
+    run = ArrayRun.from_hits([q.doc_id for q in queries], hits, docnos, tag=f"cbir-{method}")
     run_path = out / f"run.{method}.txt"
     write_run(run_path, run)
     ev = evaluate(qrels, run, measures_for(k))

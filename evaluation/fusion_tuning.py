@@ -249,15 +249,7 @@ def _score(
     qrels,
     measure: str,
 ) -> float:
-    position = {d: i for i, d in enumerate(docnos)}
-    width = max((len(h) for h in hits), default=0) or 1
-    index = np.full((len(hits), width), -1, dtype=np.int64)
-    scores = np.zeros((len(hits), width), dtype=np.float64)
-    for row, row_hits in enumerate(hits):
-        for col, hit in enumerate(row_hits):
-            index[row, col] = position[hit.doc_id]
-            scores[row, col] = hit.score
-    run = ArrayRun(list(queries), index, scores, docnos, tag="tune")
+    run = ArrayRun.from_hits(queries, hits, docnos, tag="tune")
     cut = measure.rsplit("_", 1)[1]
     return float(evaluate(qrels, run, [f"map_minRk.{cut}"]).summary[measure])
 

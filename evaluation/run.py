@@ -153,6 +153,26 @@ class ArrayRun:
         index = np.where(taken(valid, order, 1), taken(self.doc_index, order, 1), -1)
         return index, taken(self.scores, order, 1), valid.sum(axis=1)
 
+    @classmethod
+    def from_hits(
+        cls,
+        topics: Sequence[str],
+        hits: Sequence[Sequence],
+        docnos: Sequence[str],
+        tag: str = DEFAULT_TAG,
+    ) -> ArrayRun:
+        """A run from per-topic search hits (objects with `doc_id` and `score`, e.g. a store's
+        `Hit`), row i for `topics[i]`; every hit's doc_id must be one of `docnos`."""
+        position = {d: i for i, d in enumerate(docnos)}
+        width = max((len(h) for h in hits), default=0) or 1
+        doc_index = np.full((len(hits), width), -1, dtype=np.int64)
+        scores = np.zeros((len(hits), width), dtype=np.float64)
+        for row, row_hits in enumerate(hits):
+            for col, hit in enumerate(row_hits):
+                doc_index[row, col] = position[hit.doc_id]
+                scores[row, col] = hit.score
+        return cls(list(topics), doc_index, scores, docnos, tag=tag)
+
     def to_run(self) -> Run:
         """The same run as a `Run` of dicts (for pytrec_eval or small tests)."""
         topics = {}

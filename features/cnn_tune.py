@@ -1,6 +1,7 @@
-"""`cbir train cnn --tune N`: a small Ray Tune search over learning rate and weight decay.
+"""`cbir train cnn --tune N`: a small Ray Tune search over the optimizer's two main rates.
 
-N trials sample both on a log scale around airbench's values; each trains for a few
+For SGD they are the learning rate and weight decay, for Muon the filters' and the
+biases' learning rates. N trials sample both on a log scale around airbench's values; each trains for a few
 epochs on the train part and reports validation accuracy after every epoch, and the ASHA
 scheduler stops the weak ones early. Only the validation split carved out of train is
 looked at. Returns the training configuration with the best trial's values.
@@ -16,6 +17,9 @@ from cbir.config import Settings
 from features.cnn_fit import carve_validation
 from features.cnn_train import TrainConfig, train_network
 
+# The two TrainConfig fields each optimizer's search varies.
+SEARCHED = {"sgd": ("lr", "weight_decay"), "muon": ("muon_lr", "bias_lr")}
+
 
 def _trial(config: dict, images: np.ndarray, labels: np.ndarray, base: dict) -> None:
     from ray import tune
@@ -23,7 +27,7 @@ def _trial(config: dict, images: np.ndarray, labels: np.ndarray, base: dict) -> 
     train_rows, val_rows = carve_validation(labels, base["val_fraction"], base["seed"])
     settings = {k: v for k, v in base.items() if k != "val_fraction"}
     settings["widths"] = tuple(settings["widths"])
-    trial = TrainConfig(**{**settings, "lr": config["lr"], "weight_decay": config["weight_decay"]})
+    trial = TrainConfig(**{**settings, **config})
     train_network(
         images[train_rows],
         labels[train_rows],
@@ -45,7 +49,7 @@ def tune_cnn(
     epochs: int,
     address: str | None = None,
 ) -> TrainConfig:
-    """Search lr and weight decay with ASHA; returns `config` with the best values."""
+    """Search the optimizer's two rates with ASHA; returns `config` with the best values."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -53,6 +57,7 @@ def tune_cnn(
     from indexing.arrays import split_arrays
     from indexing.datasets import open_dataset
 
+    searched = SEARCHED[config.optimizer]
     arrays = split_arrays(open_dataset(dataset, settings, data), "train", side=32)
     images = np.ascontiguousarray(arrays.images)
     base = {**config.to_json(), "epochs": epochs, "threads": 1, "val_fraction": val_fraction}
@@ -64,8 +69,8 @@ def tune_cnn(
             {"cpu": 1},
         ),
         param_space={
-            "lr": tune.loguniform(config.lr / 3, config.lr * 3),
-            "weight_decay": tune.loguniform(config.weight_decay / 3, config.weight_decay * 3),
+            name: tune.loguniform(getattr(config, name) / 3, getattr(config, name) * 3)
+            for name in searched
         },
         tune_config=tune.TuneConfig(
             metric="val_accuracy",
@@ -76,10 +81,10 @@ def tune_cnn(
         run_config=tune.RunConfig(storage_path=str((settings.home / "tune").resolve()), verbose=1),
     )
     best = tuner.fit().get_best_result()
+    chosen = {name: best.config[name] for name in searched}
+    values = ", ".join(f"{name} {value:.4g}" for name, value in chosen.items())
     print(
-        f"tune: best of {trials} trials: lr {best.config['lr']:.4g}, weight decay "
-        f"{best.config['weight_decay']:.4g}, validation accuracy {best.metrics['val_accuracy']:.4f}"
+        f"tune: best of {trials} trials ({config.optimizer}): {values}, "
+        f"validation accuracy {best.metrics['val_accuracy']:.4f}"
     )
-    return dataclasses.replace(
-        config, lr=best.config["lr"], weight_decay=best.config["weight_decay"]
-    )
+    return dataclasses.replace(config, **chosen)

@@ -23,16 +23,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weights", help="backbone weights file (else the torchvision cache)")
     parser.add_argument("--epochs", type=int, default=16, help="training epochs (default 16)")
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--lr", type=float, default=11.5, help="airbench-scaled learning rate")
     parser.add_argument("--weight-decay", type=float, default=0.0153)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share of train")
+    parser.add_argument(
+        "--optimizer",
+        choices=("sgd", "muon"),
+        default="muon",
+        help="muon: airbench94_muon's Muon on the conv filters (default); "
+        "sgd: airbench94's Nesterov SGD with lookahead (--lr/--weight-decay are SGD's)",
+    )
+    parser.add_argument(
+        "--translate",
+        type=int,
+        default=2,
+        help="random shift in pixels, reflect padding (default 2)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="CPU threads (default: all)")
     parser.add_argument(
         "--widths", default="64,256,256", help="channels of the three blocks (default 64,256,256)"
     )
-    parser.add_argument("--tune", type=int, metavar="N", help="first run N Ray Tune (ASHA) trials")
+    parser.add_argument(
+        "--tune",
+        type=int,
+        metavar="N",
+        help="first run N Ray Tune (ASHA) trials over the optimizer's two rates",
+    )
     parser.add_argument("--tune-epochs", type=int, default=6, help="epochs per tuning trial")
 
 
@@ -47,6 +65,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         weight_decay=args.weight_decay,
         seed=args.seed,
         threads=args.threads,
+        optimizer=args.optimizer,
+        translate=args.translate,
         widths=tuple(int(w) for w in args.widths.split(",")),
     )
     if args.tune:

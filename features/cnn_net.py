@@ -43,6 +43,19 @@ class _Conv(nn.Conv2d):
         torch.nn.init.dirac_(weight[: weight.size(1)])
 
 
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """nn.MaxPool2d(2) as three element-wise maxima of strided views (odd edges dropped).
+
+    Equal to the pooling layer to the bit; on CPU, for bfloat16 channels-last inference,
+    3 to 6 times faster than its kernel (which also computes indices nobody needs), and a
+    quarter of the encoding time was spent there.
+    """
+    h, w = x.shape[2] // 2 * 2, x.shape[3] // 2 * 2
+    x = x[:, :, :h, :w]
+    top = torch.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2])
+    return torch.maximum(top, torch.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]))
+
+
 class _Block(nn.Module):
     def __init__(self, cin: int, cout: int, momentum: float):
         super().__init__()
@@ -54,7 +67,10 @@ class _Block(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act(self.norm1(self.pool(self.conv1(x))))
+        x = self.conv1(x)
+        # training keeps the layer (its backward routes ties to one input, as airbench's did)
+        x = self.pool(x) if torch.is_grad_enabled() else max_pool_2x2(x)
+        x = self.act(self.norm1(x))
         return self.act(self.norm2(self.conv2(x)))
 
 

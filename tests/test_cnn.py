@@ -85,6 +85,16 @@ def test_both_optimizers_learn_and_muon_keeps_filter_norms(trained, optimizer):
         assert abs(conv.norm().item() - len(conv) ** 0.5) < 0.2 * len(conv) ** 0.5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("side", [31, 15, 7, 8])
+def test_inference_pooling_equals_the_layer_to_the_bit(dtype, side):
+    from features.cnn_net import max_pool_2x2
+
+    x = torch.randn(3, 5, side, side, generator=torch.Generator().manual_seed(side)).to(dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(max_pool_2x2(x), torch.nn.MaxPool2d(2)(x))
+
+
 def test_unknown_optimizer_is_refused():
     images = np.zeros((8, 32, 32, 3), np.uint8)
     labels = np.arange(8) % 2

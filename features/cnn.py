@@ -194,9 +194,11 @@ class CnnExtractor(Extractor):
             std, device=self.device
         ).view(1, 3, 1, 1)
         x = x.contiguous(memory_format=torch.channels_last)
-        views = [x, x.flip(3).contiguous(memory_format=torch.channels_last)]
+        views = [x]
+        if self.flip_tta:
+            views.append(x.flip(3).contiguous(memory_format=torch.channels_last))
         total = None
-        for view in views if self.flip_tta else views[:1]:
+        for view in views:
             # One view at a time, in chunks of FORWARD_CHUNK: on CPU, 1.3-1.7x faster than a
             # forward pass over both views of the whole batch, with bit-identical vectors
             # (nothing in the network mixes images).
@@ -208,9 +210,7 @@ class CnnExtractor(Extractor):
                     ]
                 )
             total = features if total is None else total + features
-        if self.flip_tta:
-            total = total / 2
-        return total.cpu().numpy()
+        return (total / len(views)).cpu().numpy()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network.embed(x) if self.arch == "cifarnet" else self.network(x)

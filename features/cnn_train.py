@@ -200,19 +200,36 @@ def _is_norm_bias(name: str) -> bool:
     return "bias" in name and not name.startswith("whiten")
 
 
+def sample_rows(n: int, k: int, seed: int) -> torch.Tensor:
+    """`k` of `n` rows drawn at random (seeded), in order.
+
+    Image arrays come grouped by class (ImageFolder order), so their first rows are one or
+    two classes only: statistics taken from a prefix describe airplanes, not the data.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=gen)[: min(k, n)].sort().values
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(
-    model: CifarNet, x: torch.Tensor, device: torch.device, bf16: bool, limit: int = 10_000
+    model: CifarNet,
+    x: torch.Tensor,
+    device: torch.device,
+    bf16: bool,
+    limit: int = 10_000,
+    seed: int = 0,
 ) -> None:
-    """Recompute BatchNorm statistics on un-augmented train images (torch's `update_bn`).
+    """Recompute BatchNorm statistics on `limit` random un-augmented train images (torch's
+    `update_bn`).
 
     Lookahead averaging moves the weights away from the ones the running statistics were
     collected with (the reason SWA needs `update_bn`); one forward pass puts them back in step.
     """
     from torch.optim.swa_utils import update_bn
 
+    rows = sample_rows(len(x), limit, seed).to(x.device)
     with autocast(device, bf16):
-        update_bn((x[s : s + 500] for s in range(0, min(limit, len(x)), 500)), model)
+        update_bn((x[rows[s : s + 500]] for s in range(0, len(rows), 500)), model)
     model.eval()
 
 
@@ -251,7 +268,8 @@ def train_network(
     xv, yv = to_input(val_images, device), torch.as_tensor(val_labels, device=device)
     model = CifarNet(widths=config.widths, num_classes=num_classes).to(device)
     model = model.to(memory_format=torch.channels_last)
-    init_whitening(model.whiten, xt[:5000])
+    # from a random 5,000 train images: the arrays are grouped by class, so a prefix is not
+    init_whitening(model.whiten, xt[sample_rows(len(xt), 5000, config.seed).to(device)])
 
     n, bs = len(yt), min(config.batch_size, len(yt))
     steps_per_epoch = max(1, n // bs)
@@ -313,7 +331,7 @@ def train_network(
             # kept only when validation prefers them (they rescue tiny datasets, and can
             # lose on large ones).
             kept = copy.deepcopy(model.state_dict())
-            recalibrate_batchnorm(model, xt, device, config.bf16)
+            recalibrate_batchnorm(model, xt, device, config.bf16, seed=config.seed)
             recal_acc = accuracy(model, xv, yv, device, config.bf16)
             result.recalibrated_accuracy = recal_acc
             if recal_acc > val_acc:

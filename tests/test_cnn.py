@@ -16,7 +16,7 @@ from features.base import ModelError
 from features.cnn import CnnExtractor
 from features.cnn_fit import carve_validation
 from features.cnn_stage import CARD_JSON, VALIDATION_IDS, train_cnn
-from features.cnn_train import TrainConfig, train_network
+from features.cnn_train import TrainConfig, recalibrate_batchnorm, sample_rows, train_network
 from features.registry import load_extractor
 from indexing.arrays import split_arrays
 from indexing.datasets import FolderDataset
@@ -225,3 +225,31 @@ def test_tune_searches_on_validation_and_returns_a_config(trained, tmp_path):
     assert TINY.weight_decay / 3 <= best.weight_decay <= TINY.weight_decay * 3
     assert best.epochs == TINY.epochs  # only lr and weight decay are searched
     assert (tmp_path / "home" / "tune").is_dir()
+
+
+def test_statistics_are_taken_from_rows_spread_over_the_classes():
+    """Image arrays come grouped by class: a prefix would describe one class only (the
+    whitening stem and recomputed BatchNorm statistics once came from airplanes alone)."""
+    labels = np.repeat(np.arange(10), 100)  # class-sorted, as ImageFolder gives them
+    rows = sample_rows(len(labels), 100, seed=0)
+    assert len(rows) == 100 == len(set(rows.tolist())) and rows.tolist() == sorted(rows.tolist())
+    assert len(set(labels[rows.numpy()].tolist())) == 10
+    assert torch.equal(rows, sample_rows(len(labels), 100, seed=0))
+    assert sample_rows(5, 100, seed=0).tolist() == [0, 1, 2, 3, 4]
+
+    torch.manual_seed(0)
+    dark, bright = torch.zeros(200, 3, 16, 16), torch.full((200, 3, 16, 16), 2.0)
+    x = torch.cat([dark, bright]) + 0.1 * torch.randn(400, 3, 16, 16)  # two "classes", sorted
+    from features.cnn_net import CifarNet
+
+    model = CifarNet(widths=(4, 4, 4))
+    cpu = torch.device("cpu")
+
+    def first_mean(images: torch.Tensor, limit: int) -> torch.Tensor:
+        recalibrate_batchnorm(model, images, cpu, bf16=False, limit=limit)
+        return model.blocks[0].norm1.running_mean.clone()
+
+    everything = first_mean(x, limit=400)
+    sampled = first_mean(x, limit=100)
+    prefix = first_mean(x[:100], limit=100)  # what a prefix of 100 rows would give
+    assert (sampled - everything).abs().max() < 0.5 * (prefix - everything).abs().max()

@@ -45,10 +45,10 @@ demo-table: $(DEMO_VENV)
 	$(CBIR) dataset --dataset cifar10
 	$(CBIR) train bovw --dataset cifar10
 	$(CBIR) index --dataset cifar10 --method bovw,cnn
-	@# Fusion weights chosen on the CNN's validation images (train split); without its
+	@# Fusion weights and query expansion chosen on the CNN's validation images (train split); without its
 	@# validation.json this fails with the reason and evaluate falls back to RRF 1:1 (and says so).
 	-$(CBIR) tune-fusion
-	$(CBIR) evaluate --dataset cifar10 --method bovw,cnn,fusion -k 100
+	$(CBIR) evaluate --dataset cifar10 --method bovw,cnn,fusion,cnn+qe -k 100
 
 lint: venv-dev
 	$(BIN)/ruff check .

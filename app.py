@@ -47,7 +47,13 @@ DEFAULTS: dict[str, Any] = {
     "CBIR_INDEX_RETRY_SECONDS": 1.0,  # how often a missing or changed index is looked for again
     "CBIR_THUMBNAIL_SIDE": 512,  # images are served at most this many pixels wide or high
 }
-METHOD_NAMES = {"bovw": "BoVW", "cnn": "CNN", FUSION: "Fusion"}
+METHOD_NAMES = {
+    "bovw": "BoVW",
+    "cnn": "CNN",
+    FUSION: "Fusion",
+    "bovw+qe": "BoVW + query expansion",
+    "cnn+qe": "CNN + query expansion",
+}
 SCORE_NAMES = {"cosine": "cosine", "rrf": "RRF score", "weighted": "fused score"}
 MEGABYTE = 1024 * 1024
 

@@ -31,6 +31,7 @@ from evaluation.summary import measures_for, summary_markdown
 from evaluation.trec_write import write_qrels, write_run
 from indexing.datasets import ImageRecord, Split, open_dataset
 from indexing.encoding import LOCAL_RAY, RayOptions, encode_batches
+from indexing.expansion import Expansion, base_method, expanded_search, is_expanded
 from indexing.fusion import FusionRule, fuse
 from indexing.models import load_models
 from indexing.pipeline import limit_per_label
@@ -63,6 +64,7 @@ class EvaluationSummary:
     qrels_file: str
     out_dir: str
     fusion: dict = field(default_factory=dict)
+    expansion: dict = field(default_factory=dict)  # "cnn+qe" -> k, alpha, where they came from
     skipped_queries: list[dict] = field(default_factory=list)
     finished: str = ""
     reused: bool = False
@@ -91,6 +93,7 @@ def evaluate_dataset(
     num_candidates: int | None = None,
     fusion_rule: FusionRule | str | None = None,
     fusion_weights: Mapping[str, float] | None = None,
+    expansion: Expansion | None = None,
     ray: RayOptions | None = LOCAL_RAY,
     limit: int | None = None,
     force: bool = False,
@@ -99,13 +102,15 @@ def evaluate_dataset(
     """Evaluate every method (and their fusion) on the test split; returns the summary.
 
     `exact` asks Elasticsearch for exact script_score search (the embedded store is always
-    exact). `limit` keeps the first n queries of each label. An identical earlier evaluation
-    in `out_dir` (same models, documents, queries and options) is reused unless `force`.
+    exact). `limit` keeps the first n queries of each label. A method named `<m>+qe` is `<m>`
+    searched again after alpha query expansion: with `expansion` when given, else with the
+    one `cbir tune-fusion` chose on validation. An identical earlier evaluation in `out_dir`
+    (same models, documents, queries and options) is reused unless `force`.
     """
     if k <= 0:
         raise CbirError(f"-k must be positive, got {k}")
     methods = list(dict.fromkeys(methods))
-    base = [m for m in methods if m != FUSION]
+    base = list(dict.fromkeys(base_method(m) for m in methods if m != FUSION))
     if FUSION in methods:
         base = list(dict.fromkeys([*base, *DEFAULT_FUSION_WEIGHTS]))
     url = store_url or settings.store
@@ -124,7 +129,9 @@ def evaluate_dataset(
         fusion_rule, weights, fusion = _fusion_options(
             settings, store, base, fusion_rule, fusion_weights, FUSION in methods
         )
+        expansions = _expansion_options(settings, store, methods, expansion)
         key = _cache_key(store, base, methods, docnos, queries, k, exact, num_candidates, fusion)
+        key["expansion"] = expansions
         cached = _reusable(out, key) if not force else None
         if cached is not None:
             return cached
@@ -160,6 +167,23 @@ def evaluate_dataset(
                 for i in range(len(kept))
             ]
             results[FUSION] = _measure(FUSION, fused, kept, docnos, qrels, out, clock.seconds, k)
+        for method, options in expansions.items():
+            clock = Stopwatch()
+            m = base_method(method)
+            chosen = Expansion(options["k"], options["alpha"])
+            hits = expanded_search(
+                store,
+                m,
+                vectors[m],
+                k,
+                chosen,
+                model=models[m],
+                exact=exact,
+                num_candidates=num_candidates,
+                first=hit_lists[m] if k >= chosen.k else None,
+            )
+            results[method] = _measure(method, hits, kept, docnos, qrels, out, clock.seconds, k)
+            results[method].model = models[m].to_json()
     qrels_path = out / "qrels.txt"
     clock = Stopwatch()
     write_qrels(qrels_path, qrels)
@@ -175,6 +199,7 @@ def evaluate_dataset(
         qrels_file=str(qrels_path),
         out_dir=str(out),
         fusion=fusion,
+        expansion=expansions,
         skipped_queries=[{"path": s.path, "reason": s.reason} for s in skipped.items],
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -199,6 +224,23 @@ def _fusion_options(settings, store, base, rule, weights, wanted: bool):
     weights = dict(weights or {m: DEFAULT_FUSION_WEIGHTS.get(m, 1.0) for m in base})
     fusion = {"rule": rule.value, "weights": weights, **provenance} if wanted else {}
     return rule, weights, fusion
+
+
+def _expansion_options(settings, store, methods, expansion: Expansion | None) -> dict:
+    """Each `<m>+qe` method's k and alpha with their provenance: explicit, else tuned."""
+    from evaluation.fusion_tuning import expansion_for
+
+    options = {}
+    for method in methods:
+        if not is_expanded(method):
+            continue
+        if expansion is not None:
+            chosen, provenance = expansion, {"source": "command line"}
+        else:
+            m = base_method(method)
+            chosen, provenance = expansion_for(settings, m, store.fields[m].fingerprint)
+        options[method] = {"k": chosen.k, "alpha": chosen.alpha, **provenance}
+    return options
 
 
 def _check_index(store: VectorStore, methods: Sequence[str], url: str) -> None:

@@ -7,6 +7,10 @@ vectors: it is left out of its own results, and relevant = the other indexed doc
 its label (`LeaveOneOutQrels`). Every candidate of a small grid (RRF and weighted score
 fusion with a few weights) is evaluated on the same hit lists, and the best by AP@k/min(R,k)
 is saved as `$CBIR_HOME/models/fusion.json`, which `cbir evaluate --method fusion` then uses.
+
+The same hit lists choose each method's alpha query expansion (`indexing/expansion.py`):
+every (k, alpha) of `EXPANSION_GRID` searches the validation queries again, and the best is
+saved in the same file for `cbir evaluate --method cnn+qe`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from evaluation.batch import _indexed_documents
 from evaluation.evaluate import evaluate
 from evaluation.qrels import LeaveOneOutQrels
 from evaluation.run import ArrayRun
+from indexing.expansion import SUFFIX, Expansion, expand_vectors, neighbour_vectors
 from indexing.fusion import FusionRule, fuse
 from indexing.stores.base import Hit, VectorStore, check_model, open_store
 
@@ -43,6 +48,15 @@ GRID: tuple[tuple[str, float], ...] = (
     ("weighted", 0.25),
     ("weighted", 0.1),
 )
+# (neighbours, alpha) for alpha query expansion, tried for each method.
+EXPANSION_GRID: tuple[tuple[int, float], ...] = (
+    (5, 3.0),
+    (10, 3.0),
+    (20, 3.0),
+    (50, 3.0),
+    (10, 1.0),
+    (20, 1.0),
+)
 
 
 @dataclass
@@ -58,6 +72,8 @@ class FusionChoice:
     models: dict[str, str]  # method -> fingerprint of the model that built the field
     key: str
     candidates: list[dict] = field(default_factory=list)
+    # method -> {"k", "alpha", measure, "unexpanded", "candidates"}: the query expansion chosen
+    expansion: dict[str, dict] = field(default_factory=dict)
     created: str = ""
     reused: bool = False
 
@@ -153,6 +169,14 @@ def tune_fusion(
             )
         fusions = [c for c in candidates if "rule" in c]
         best = max(fusions, key=lambda c: c[measure])  # first of equals: the grid's order
+        unexpanded = {c["method"]: c[measure] for c in candidates if "method" in c}
+        expansion = {
+            m: _tune_expansion(
+                store, m, infos[m], stored, queries, lists[m], k, docnos, qrels, measure,
+                unexpanded[m], show_progress,
+            )
+            for m in FUSED_METHODS
+        }  # fmt: skip
     choice = FusionChoice(
         rule=best["rule"],
         weights=best["weights"],
@@ -163,6 +187,7 @@ def tune_fusion(
         models=models,
         key=key,
         candidates=candidates,
+        expansion=expansion,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     target = fusion_file(settings)
@@ -171,6 +196,70 @@ def tune_fusion(
     partial.write_text(json.dumps(choice.to_json(), indent=2) + "\n")
     partial.replace(target)
     return choice
+
+
+def _tune_expansion(
+    store: VectorStore,
+    method: str,
+    info,
+    stored,
+    queries: Sequence[str],
+    first: Sequence[Sequence[Hit]],
+    k: int,
+    docnos: Sequence[str],
+    qrels,
+    measure: str,
+    unexpanded: float,
+    show_progress: bool,
+) -> dict:
+    """Score every (k, alpha) of the grid on the leave-one-out validation queries; the best.
+
+    The first round is `first` (each query's hits without itself); the neighbours' vectors
+    are fetched once for the largest k. Returns the best entry, which says what the method
+    scored without expansion, and every candidate's score.
+    """
+    grid = [(n, a) for n, a in EXPANSION_GRID if n <= k]
+    deepest = max(n for n, _ in grid)
+    top = [list(hits[:deepest]) for hits in first]
+    vectors = np.stack([stored[q].vectors[method] for q in queries]).astype(np.float32)
+    neighbours = neighbour_vectors(store, method, top, vectors.shape[1])
+    sims = [np.array([h.score for h in hits], np.float64) for hits in top]
+    candidates = []
+    for n, alpha in progress(
+        grid, desc=f"{method}{SUFFIX} grid", unit="setting", disable=not show_progress
+    ):
+        expanded = expand_vectors(
+            vectors, [v[:n] for v in neighbours], [s[:n] for s in sims], alpha
+        )
+        hits = _search_without_self(store, method, info, list(expanded), queries, k)
+        value = _score(hits, queries, docnos, qrels, measure)
+        candidates.append({"k": n, "alpha": alpha, measure: value})
+    best = max(candidates, key=lambda c: c[measure])  # first of equals: the grid's order
+    return {**best, "unexpanded": unexpanded, "candidates": candidates}
+
+
+def expansion_for(settings: Settings, method: str, fingerprint: str) -> tuple[Expansion, dict]:
+    """The query expansion for `method` without explicit options: (expansion, provenance).
+
+    The one chosen on validation when `fusion.json` was tuned for this model; otherwise
+    the default `Expansion()`, and the provenance says why.
+    """
+    choice = load_choice(settings)
+    tuned = choice.expansion.get(method) if choice is not None else None
+    if tuned is None:
+        return Expansion(), {"source": "default (not tuned: run `cbir tune-fusion`)"}
+    if choice.models.get(method) != fingerprint:
+        return Expansion(), {
+            "source": f"default ({fusion_file(settings)} was tuned for another {method} model; "
+            "run `cbir tune-fusion` again)"
+        }
+    return Expansion(int(tuned["k"]), float(tuned["alpha"])), {
+        "source": "tuned on validation",
+        "file": str(fusion_file(settings)),
+        "measure": choice.measure,
+        "value": tuned[choice.measure],
+        "unexpanded": tuned["unexpanded"],
+    }
 
 
 def load_choice(settings: Settings) -> FusionChoice | None:
@@ -256,14 +345,18 @@ def _score(
 
 def _key(models: Mapping[str, str], ids: Sequence[str], k: int) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([dict(models), sorted(ids), k, list(GRID)]).encode())
+    digest.update(
+        json.dumps([dict(models), sorted(ids), k, list(GRID), list(EXPANSION_GRID)]).encode()
+    )
     return digest.hexdigest()[:16]
 
 
 def open_search_service(settings: Settings, store_url: str | None = None):
-    """`SearchService.open` with the fusion chosen on validation for the index's models.
+    """`SearchService.open` with the fusion and query expansions chosen on validation for the
+    index's models.
 
-    For `cbir search` and the web page; without a choice for these models, RRF 1:1.
+    For `cbir search` and the web page; without a choice for these models, RRF 1:1 and
+    `Expansion()`.
     """
     from indexing.search import SearchService
 
@@ -272,4 +365,6 @@ def open_search_service(settings: Settings, store_url: str | None = None):
     if all(m in fields for m in FUSED_METHODS):
         rule, weights, _ = fusion_for(settings, {m: fields[m].fingerprint for m in FUSED_METHODS})
         service.fusion_rule, service.fusion_weights = rule, weights
+    for m in service.base_methods:
+        service.expansions[m], _ = expansion_for(settings, m, fields[m].fingerprint)
     return service

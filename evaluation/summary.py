@@ -83,6 +83,7 @@ def summary_markdown(summary: EvaluationSummary) -> str:
         f"`AP@{k}/min(R,{k})` is AP@{k} normalised by min(R, {k}) (ceiling 1.0).",
         f"Query encoding: {summary.encode_seconds:.1f} s.",
         *_fusion_line(summary.fusion),
+        *_expansion_lines(summary.expansion),
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join("---" for _ in header) + " |",
@@ -112,3 +113,12 @@ def _fusion_line(fusion: dict) -> list[str]:
     weights = ", ".join(f"{m} {w:g}" for m, w in fusion["weights"].items())
     source = fusion.get("source", "")
     return [f"Fusion: {fusion['rule']} (weights {weights}); {source}."]
+
+
+def _expansion_lines(expansion: dict) -> list[str]:
+    """Each `+qe` method's query expansion, and where its k and alpha came from."""
+    return [
+        f"{method}: alpha query expansion, k {options['k']}, alpha {options['alpha']:g}; "
+        f"{options.get('source', '')}."
+        for method, options in expansion.items()
+    ]

@@ -24,6 +24,7 @@ from cbir.errors import CbirError
 from features.base import Extractor
 from features.imaging import decode_image
 from indexing.datasets import Dataset, ImageRecord, open_dataset
+from indexing.expansion import Expansion, base_method, expanded_search, is_expanded
 from indexing.fusion import FusionRule, fuse
 from indexing.models import load_models
 from indexing.stores.base import Hit, VectorStore, check_model, open_store
@@ -90,12 +91,15 @@ class SearchService:
         dataset: Dataset | None,
         fusion_rule: FusionRule | str = FusionRule.RRF,
         fusion_weights: Mapping[str, float] | None = None,
+        expansions: Mapping[str, Expansion] | None = None,
     ):
         self.store = store
         self.models = dict(models)
         self.dataset = dataset
         self.fusion_rule = FusionRule(fusion_rule)
         self.fusion_weights = dict(fusion_weights) if fusion_weights else None
+        # alpha query expansion of each method, for "<method>+qe" (default: Expansion())
+        self.expansions = {m: Expansion() for m in models} | dict(expansions or {})
         # Extractors hold native objects (OpenCV, torch) not documented as thread-safe.
         self._locks = {method: threading.Lock() for method in self.models}
         fields = store.fields
@@ -123,9 +127,11 @@ class SearchService:
 
     @property
     def methods(self) -> list[str]:
-        """Searchable methods: every field with its model, and fusion when there are several."""
+        """Searchable methods: every field with its model, fusion when there are several,
+        then each field with alpha query expansion ("<method>+qe")."""
         methods = list(self.models)
-        return [*methods, FUSION] if len(methods) > 1 else methods
+        fused = [FUSION] if len(methods) > 1 else []
+        return [*methods, *fused, *(f"{m}+qe" for m in methods)]
 
     @property
     def label_counts(self) -> dict[str, int]:
@@ -242,19 +248,31 @@ class SearchService:
         return vectors
 
     def _base_methods(self, method: str) -> list[str]:
-        return list(self.models) if method == FUSION else [method]
+        return list(self.models) if method == FUSION else [base_method(method)]
 
     def _search(
         self, vectors: Mapping[str, np.ndarray], method: str, k: int, query: Query, start: float
     ) -> SearchResult:
         if k <= 0:
             raise CbirError(f"k must be positive, got {k}")
-        extra = 1 if query.indexed else 0  # the query itself comes back first
-        lists = {}
-        for m, vector in vectors.items():
-            hits = self.store.search(m, vector[None, :], k + extra, model=self.models[m].info)[0]
-            lists[m] = [h for h in hits if h.doc_id != query.doc_id][:k]
-        hits = lists[method] if method != FUSION else self._fuse(lists, k)
+        if is_expanded(method):
+            m = base_method(method)
+            hits = expanded_search(
+                self.store,
+                m,
+                vectors[m][None, :],
+                k,
+                self.expansions[m],
+                model=self.models[m].info,
+                exclude=[query.doc_id if query.indexed else None],
+            )[0]
+        else:
+            extra = 1 if query.indexed else 0  # the query itself comes back first
+            lists = {}
+            for m, vector in vectors.items():
+                found = self.store.search(m, vector[None, :], k + extra, model=self.models[m].info)
+                lists[m] = [h for h in found[0] if h.doc_id != query.doc_id][:k]
+            hits = lists[method] if method != FUSION else self._fuse(lists, k)
         took = (time.perf_counter() - start) * 1000
         return SearchResult(method, k, hits, took, query)
 

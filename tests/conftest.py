@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -97,3 +98,30 @@ def live_server(web_index: Settings):
     env.update({"CBIR_HOME": str(web_index.home), "CBIR_STORE": web_index.store})
     with cbir_serve(env=env, args=["--threads", "4", "--max-upload-mb", "1"]) as url:
         yield url
+
+
+@pytest.fixture
+def indexed(tmp_path, settings):
+    """A folder dataset of four colours indexed with `bovw` and `cnn` stand-in models, and a
+    `validation.json` of 16 train images beside the cnn model (for tune-fusion)."""
+    from indexing.datasets import FolderDataset
+    from indexing.pipeline import index_dataset
+    from tests.extractors import ColourMomentsExtractor, ThumbnailExtractor
+    from tests.synthetic import write_labelled_folder
+
+    root = write_labelled_folder(
+        tmp_path / "data", labels=("red", "green", "blue", "grey"), train=15, test=5, spread=40
+    )
+    ds = FolderDataset(root)
+    train = ds.records("train")
+    images = [ds.image(r) for r in train]
+    models = {
+        "bovw": ColourMomentsExtractor().fit(images).save(tmp_path / "m-bovw"),
+        "cnn": ThumbnailExtractor(4).fit(images).save(tmp_path / "m-cnn"),
+    }
+    index_dataset(
+        settings, dataset="folder", data=str(root), models=models, ray=None, show_progress=False
+    )
+    validation = [r.doc_id for r in train if int(r.doc_id.rsplit("/", 1)[1][:3]) < 4]
+    (models["cnn"] / "validation.json").write_text(json.dumps({"doc_ids": validation}))
+    return root, models, validation

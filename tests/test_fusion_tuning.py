@@ -12,12 +12,6 @@ from evaluation import ArrayRun, evaluate
 from evaluation.batch import evaluate_dataset
 from evaluation.fusion_tuning import GRID, fusion_file, fusion_for, tune_fusion
 from evaluation.qrels import LabelQrels, LeaveOneOutQrels
-from indexing.datasets import FolderDataset
-from indexing.pipeline import index_dataset
-from tests.extractors import ColourMomentsExtractor, ThumbnailExtractor
-from tests.synthetic import write_labelled_folder
-
-LABELS = ("red", "green", "blue", "grey")
 
 
 def test_leave_one_out_qrels_do_not_count_the_query_as_relevant():
@@ -38,24 +32,6 @@ def test_leave_one_out_qrels_do_not_count_the_query_as_relevant():
     assert plain.summary["map"] == pytest.approx(1 / 3)  # R = 3 would count a itself
     own = ArrayRun(["a"], np.array([[0, 1]]), np.array([[1.0, 0.9]]), docnos)
     assert evaluate(loo, own, ["P.1"]).summary["P_1"] == 0.0  # retrieving itself is not relevant
-
-
-@pytest.fixture
-def indexed(tmp_path, settings):
-    root = write_labelled_folder(tmp_path / "data", labels=LABELS, train=15, test=5, spread=40)
-    ds = FolderDataset(root)
-    train = ds.records("train")
-    images = [ds.image(r) for r in train]
-    models = {
-        "bovw": ColourMomentsExtractor().fit(images).save(tmp_path / "m-bovw"),
-        "cnn": ThumbnailExtractor(4).fit(images).save(tmp_path / "m-cnn"),
-    }
-    index_dataset(
-        settings, dataset="folder", data=str(root), models=models, ray=None, show_progress=False
-    )
-    validation = [r.doc_id for r in train if int(r.doc_id.rsplit("/", 1)[1][:3]) < 4]
-    (models["cnn"] / "validation.json").write_text(json.dumps({"doc_ids": validation}))
-    return root, models, validation
 
 
 def test_tuning_picks_the_best_of_the_grid_and_evaluate_uses_it(settings, indexed, tmp_path):

@@ -111,7 +111,7 @@ def test_search_service_by_image_by_id_and_fusion(settings, folder, models):
     run_index(settings, folder, models, methods=("colour", "scaled"))
     service = SearchService.open(settings)
     try:
-        assert service.methods == ["colour", "scaled", FUSION]
+        assert service.methods == ["colour", "scaled", FUSION, "colour+qe", "scaled+qe"]
         green = class_images(1, 1, seed=4242)[0]
         result = service.search_image(green, "colour", 5)
         assert [h.label for h in result.hits] == ["green"] * 5

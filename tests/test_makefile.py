@@ -28,7 +28,7 @@ def test_demo_runs_the_stages_in_order_then_serves():
         "cbir train bovw --dataset cifar10",
         "cbir index --dataset cifar10 --method bovw,cnn",
         "cbir tune-fusion",
-        "cbir evaluate --dataset cifar10 --method bovw,cnn,fusion -k 100",
+        "cbir evaluate --dataset cifar10 --method bovw,cnn,fusion,cnn+qe -k 100",
         "cbir serve",
     ]
 

@@ -34,7 +34,7 @@ def test_stats_describe_the_index_without_paths(client, web_index):
     assert stats["methods"]["bovw"]["model"] == "colour-moments"
     assert stats["methods"]["cnn"]["model"] == "weighted-moments"
     assert stats["methods"]["cnn"]["dim"] == 6
-    assert stats["searchable"] == ["bovw", "cnn", "fusion"]
+    assert stats["searchable"] == ["bovw", "cnn", "fusion", "bovw+qe", "cnn+qe"]
     assert stats["fusion"] == {"rule": "rrf", "methods": ["bovw", "cnn"]}
     assert stats["labels"] == {label: TRAIN_PER_LABEL for label in LABELS}
     assert stats["evaluation"] is None

@@ -86,7 +86,10 @@ def test_uploads_are_decoded_in_memory_never_spooled_to_disk(client, monkeypatch
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"method": "sift"}, "unknown method 'sift'; this index has: bovw, cnn, fusion"),
+        (
+            {"method": "sift"},
+            "unknown method 'sift'; this index has: bovw, cnn, fusion, bovw+qe, cnn+qe",
+        ),
         ({"k": "0"}, "k must be from 1 to 100, got 0"),
         ({"k": "101"}, "k must be from 1 to 100, got 101"),
         ({"k": "ten"}, "k must be an integer from 1 to 100, got 'ten'"),

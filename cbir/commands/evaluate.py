@@ -24,6 +24,16 @@ def weight_list(value: str) -> dict[str, float]:
     return weights
 
 
+def expansion_arg(value: str):
+    from cbir.errors import CbirError
+    from indexing.expansion import Expansion
+
+    try:
+        return Expansion.parse(value)
+    except CbirError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset", default="cifar10", help="cifar10 (default) or folder (needs a test/ split)"
@@ -33,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
         "--method",
         type=method_list,
         default=["bovw", "cnn", "fusion"],
-        help="bovw,cnn,fusion (default all)",
+        help="bovw,cnn,fusion (default all); add cnn+qe or bovw+qe for alpha query expansion",
     )
     parser.add_argument("-k", type=int, default=100, help="results per query (default 100)")
     parser.add_argument("--out", help="output directory (default $CBIR_HOME/runs/<dataset>)")
@@ -52,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
         "--fusion-weights",
         type=weight_list,
         help="e.g. bovw=1,cnn=2 (default: tuned on validation, else 1 each)",
+    )
+    parser.add_argument(
+        "--expand",
+        type=expansion_arg,
+        metavar="K[:ALPHA]",
+        help="the +qe methods' neighbours and alpha, e.g. 10:3 (default: tuned on validation)",
     )
     parser.add_argument("--limit", type=int, help="only the first N test images of each label")
     parser.add_argument(
@@ -75,6 +91,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         num_candidates=args.num_candidates,
         fusion_rule=args.fusion,
         fusion_weights=args.fusion_weights,
+        expansion=args.expand,
         ray=ray_options(args),
         limit=args.limit,
         force=args.force,
@@ -88,6 +105,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if summary.fusion:
         weights = ", ".join(f"{m}={w:g}" for m, w in summary.fusion["weights"].items())
         print(f"fusion: {summary.fusion['rule']} ({weights}), {summary.fusion['source']}")
+    for method, options in summary.expansion.items():
+        print(
+            f"{method}: alpha query expansion k={options['k']} alpha={options['alpha']:g}, {options['source']}"
+        )
     if summary.skipped_queries:
         print(f"skipped {len(summary.skipped_queries)} query images (listed in summary.json)")
     print(

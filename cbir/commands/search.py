@@ -17,7 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
         dest="doc_id",
         help="search with a known image instead (indexed or from the dataset)",
     )
-    parser.add_argument("--method", default="cnn", help="bovw, cnn or fusion (default cnn)")
+    parser.add_argument(
+        "--method",
+        default="cnn",
+        help="bovw, cnn, fusion, or bovw+qe / cnn+qe (query expansion) (default cnn)",
+    )
     parser.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
 
 

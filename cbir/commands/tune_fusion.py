@@ -8,8 +8,8 @@ from cbir.config import Settings
 
 NAME = "tune-fusion"
 HELP = (
-    "choose fusion rule and weights on the CNN's validation images (train split, leave-one-out) "
-    "for `cbir evaluate --method fusion`"
+    "choose fusion rule and weights, and each method's query expansion, on the CNN's validation "
+    "images (train split, leave-one-out) for `cbir evaluate --method fusion,cnn+qe`"
 )
 
 
@@ -41,6 +41,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"cnn={candidate['weights']['cnn']:g}"
             )
             print(f"  {name:<28} {choice.measure} {candidate[choice.measure]:.4f}")
+        for method, tuned in choice.expansion.items():
+            for candidate in tuned["candidates"]:
+                name = f"{method}+qe k={candidate['k']} alpha={candidate['alpha']:g}"
+                print(f"  {name:<28} {choice.measure} {candidate[choice.measure]:.4f}")
+    for method, tuned in choice.expansion.items():
+        print(
+            f"{method}+qe: k={tuned['k']} alpha={tuned['alpha']:g}, {choice.measure} "
+            f"{tuned[choice.measure]:.4f} on validation ({method} alone {tuned['unexpanded']:.4f})"
+        )
     weights = ", ".join(f"{m}={w:g}" for m, w in choice.weights.items())
     print(
         f"fusion: {choice.rule} ({weights}), {choice.measure} {choice.value:.4f} on validation; "

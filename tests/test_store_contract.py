@@ -308,3 +308,29 @@ def test_approximate_search_scores_are_cosines(store):
     for hit in hits:
         assert hit.score == pytest.approx(cosine(query, vectors[hit.doc_id]), abs=1e-5)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_query_expansion_searches_again_with_the_weighted_neighbours(store):
+    """alpha-QE goes through `get` and `search` only, so every store must give the numpy answer."""
+    from indexing.expansion import Expansion, expanded_search
+
+    vectors = {d: v / np.linalg.norm(v) for d, v in corpus(n=30, seed=3).items()}
+    store.create({"cnn": CNN})
+    store.upsert(documents(vectors))
+    expansion = Expansion(4, 2.0)
+
+    def expected(query, pool, k):
+        first = reference(query, pool, expansion.k)
+        new = query + sum(max(s, 0.0) ** expansion.alpha * pool[d] for d, s in first)
+        return reference(new / np.linalg.norm(new), pool, k)
+
+    query = np.random.default_rng(11).standard_normal(8)
+    query /= np.linalg.norm(query)
+    (hits,) = expanded_search(store, "cnn", query[None], 6, expansion, model=CNN, exact=True)
+    assert_hits(hits, expected(query, vectors, 6), tol=1e-4)
+    doc = sorted(vectors)[5]  # an indexed query: left out of both rounds
+    others = {d: v for d, v in vectors.items() if d != doc}
+    (own,) = expanded_search(
+        store, "cnn", vectors[doc][None], 6, expansion, model=CNN, exact=True, exclude=[doc]
+    )
+    assert_hits(own, expected(vectors[doc], others, 6), tol=1e-4)

@@ -253,3 +253,17 @@ def test_statistics_are_taken_from_rows_spread_over_the_classes():
     sampled = first_mean(x, limit=100)
     prefix = first_mean(x[:100], limit=100)  # what a prefix of 100 rows would give
     assert (sampled - everything).abs().max() < 0.5 * (prefix - everything).abs().max()
+
+
+def test_cli_training_options_reach_the_model_card(cli, trained, tmp_path):
+    _, data = trained
+    out = tmp_path / "cli-cnn"
+    code, _, err = cli(
+        "train", "cnn", "--dataset", "folder", "--data", data, "--out", out, "--epochs", "1",
+        "--batch-size", "16", "--widths", "8,16,16", "--threads", "1", "--optimizer", "sgd",
+        "--translate", "0", "--label-smoothing", "0.3", "--seed", "7",
+    )  # fmt: skip
+    assert code == 0, err
+    config = json.loads((out / CARD_JSON).read_text())["config"]
+    assert (config["label_smoothing"], config["translate"], config["optimizer"]) == (0.3, 0, "sgd")
+    assert (config["epochs"], config["seed"], config["widths"]) == (1, 7, [8, 16, 16])

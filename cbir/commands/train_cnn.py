@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="random shift in pixels, reflect padding (default 2)",
     )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.2,
+        help="label smoothing of the cross-entropy loss (default 0.2)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="CPU threads (default: all)")
     parser.add_argument(
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         threads=args.threads,
         optimizer=args.optimizer,
         translate=args.translate,
+        label_smoothing=args.label_smoothing,
         widths=tuple(int(w) for w in args.widths.split(",")),
     )
     if args.tune:

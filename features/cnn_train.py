@@ -37,6 +37,7 @@ class TrainConfig:
     weight_decay: float = 0.0153
     bias_scaler: float = 64.0
     label_smoothing: float = 0.2
+    cutout: int = 0  # side of a random square zeroed in each training image (0: none)
     whiten_bias_epochs: int = 3
     translate: int = 2
     warmup: float = 0.23
@@ -122,6 +123,18 @@ def _translate_flip(
                     out[idx] = padded[idx, :, dy : dy + h, dx : dx + w]
         x = out
     return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def _cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero a `size` x `size` square (clipped at the border) at a random centre of each image
+    (DeVries and Taylor, 2017); zero is the mean pixel after normalisation."""
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h, (n, 1, 1), generator=gen)
+    cx = torch.randint(0, w, (n, 1, 1), generator=gen)
+    lo = size // 2
+    ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    inside = (ys >= cy - lo) & (ys < cy - lo + size) & (xs >= cx - lo) & (xs < cx - lo + size)
+    return x.masked_fill(inside.unsqueeze(1).to(x.device), 0.0)
 
 
 def _sgd_optimisation(model: CifarNet, config: TrainConfig, bs: int, total: int):
@@ -305,6 +318,8 @@ def train_network(
         for i in range(steps_per_epoch):
             idx = order[i * bs : (i + 1) * bs]
             xb = _translate_flip(xt[idx.to(device)], config.translate, flip[idx], gen)
+            if config.cutout > 0:
+                xb = _cutout(xb, config.cutout, gen)
             yb = yt[idx.to(device)]
             set_lr(step)
             with autocast(device, config.bf16):

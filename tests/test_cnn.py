@@ -16,7 +16,13 @@ from features.base import ModelError
 from features.cnn import CnnExtractor
 from features.cnn_fit import carve_validation
 from features.cnn_stage import CARD_JSON, VALIDATION_IDS, train_cnn
-from features.cnn_train import TrainConfig, recalibrate_batchnorm, sample_rows, train_network
+from features.cnn_train import (
+    TrainConfig,
+    _cutout,
+    recalibrate_batchnorm,
+    sample_rows,
+    train_network,
+)
 from features.registry import load_extractor
 from indexing.arrays import split_arrays
 from indexing.datasets import FolderDataset
@@ -261,9 +267,26 @@ def test_cli_training_options_reach_the_model_card(cli, trained, tmp_path):
     code, _, err = cli(
         "train", "cnn", "--dataset", "folder", "--data", data, "--out", out, "--epochs", "1",
         "--batch-size", "16", "--widths", "8,16,16", "--threads", "1", "--optimizer", "sgd",
-        "--translate", "0", "--label-smoothing", "0.3", "--seed", "7",
+        "--translate", "0", "--label-smoothing", "0.3", "--cutout", "4", "--seed", "7",
     )  # fmt: skip
     assert code == 0, err
     config = json.loads((out / CARD_JSON).read_text())["config"]
     assert (config["label_smoothing"], config["translate"], config["optimizer"]) == (0.3, 0, "sgd")
     assert (config["epochs"], config["seed"], config["widths"]) == (1, 7, [8, 16, 16])
+    assert config["cutout"] == 4
+
+
+def test_cutout_zeroes_one_clipped_square_per_image():
+    x = torch.ones(64, 3, 16, 16)
+    y = _cutout(x, 6, torch.Generator().manual_seed(0))
+    zero = (y == 0).all(1)  # (n, h, w): every channel zeroed together
+    assert torch.equal((y == 0).any(1), zero)
+    counts = zero.sum((1, 2))
+    assert counts.max() == 36 and (counts > 0).all()  # whole squares inside, clipped at edges
+    for mask in zero:
+        rows, cols = mask.any(1).nonzero().squeeze(1), mask.any(0).nonzero().squeeze(1)
+        assert mask.sum() == len(rows) * len(cols)  # one rectangle
+        assert len(rows) <= 6 and len(cols) <= 6
+        assert rows.tolist() == list(range(rows[0], rows[-1] + 1))
+    assert (y[~zero.unsqueeze(1).expand_as(y)] == 1).all()
+    assert torch.equal(y, _cutout(x, 6, torch.Generator().manual_seed(0)))

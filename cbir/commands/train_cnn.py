@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.2,
         help="label smoothing of the cross-entropy loss (default 0.2)",
     )
+    parser.add_argument(
+        "--cutout",
+        type=int,
+        default=0,
+        help="side in pixels of a random square zeroed in each training image (default 0: none)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="CPU threads (default: all)")
     parser.add_argument(
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         optimizer=args.optimizer,
         translate=args.translate,
         label_smoothing=args.label_smoothing,
+        cutout=args.cutout,
         widths=tuple(int(w) for w in args.widths.split(",")),
     )
     if args.tune:

@@ -3,7 +3,7 @@
 Two optimizers: airbench94_muon's (the default: Muon on the conv filters, Nesterov SGD on
 the biases and the classifier, every rate decaying linearly to zero) or airbench94's
 (Nesterov SGD with scaled learning rates, BatchNorm biases at 64x, a linear warm-up then
-linear decay, lookahead averaging of the weights). Both use label smoothing 0.2,
+linear decay, lookahead averaging of the weights). Both use label smoothing (0.2),
 random 2-pixel translations with reflect padding and alternating horizontal flips, a
 whitening stem whose bias trains for the first 3 epochs only, channels-last tensors and
 bfloat16 autocast where the hardware has it; the final weights are also tried
@@ -281,7 +281,7 @@ def train_network(
     xv, yv = to_input(val_images, device), torch.as_tensor(val_labels, device=device)
     model = CifarNet(widths=config.widths, num_classes=num_classes).to(device)
     model = model.to(memory_format=torch.channels_last)
-    # from a random 5,000 train images: the arrays are grouped by class, so a prefix is not
+    # fitted on 5,000 random train images: the arrays are grouped by class, a prefix is one class
     init_whitening(model.whiten, xt[sample_rows(len(xt), 5000, config.seed).to(device)])
 
     n, bs = len(yt), min(config.batch_size, len(yt))

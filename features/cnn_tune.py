@@ -1,8 +1,8 @@
 """`cbir train cnn --tune N`: a small Ray Tune search over the optimizer's two main rates.
 
 For SGD they are the learning rate and weight decay, for Muon the filters' and the
-biases' learning rates. N trials sample both on a log scale around airbench's values; each trains for a few
-epochs on the train part and reports validation accuracy after every epoch, and the ASHA
+biases' learning rates. N trials sample both on a log scale around airbench's values; each
+trains for a few epochs on the train part and reports validation accuracy after every epoch, and the ASHA
 scheduler stops the weak ones early. Only the validation split carved out of train is
 looked at. Returns the training configuration with the best trial's values.
 """

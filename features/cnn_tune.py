@@ -2,9 +2,9 @@
 
 For SGD they are the learning rate and weight decay, for Muon the filters' and the
 biases' learning rates. N trials sample both on a log scale around airbench's values; each
-trains for a few epochs on the train part and reports validation accuracy after every epoch, and the ASHA
-scheduler stops the weak ones early. Only the validation split carved out of train is
-looked at. Returns the training configuration with the best trial's values.
+trains for a few epochs on the train part and reports validation accuracy after every
+epoch, and the ASHA scheduler stops the weak ones early. Only the validation split carved
+out of train is looked at. Returns the training configuration with the best trial's values.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from cbir.config import Settings
-from cbir.progress import Stopwatch
+from cbir.progress import Stopwatch, summary_line
 from evaluation.fusion_tuning import VALIDATION_FILE, validation_ids
 from features.base import l2_normalise
 from features.cnn_fit import validation_retrieval
@@ -86,9 +86,11 @@ def probe(extractor, images, labels, val_rows, train_rows, expansion, dba) -> li
     """One result row per variant (see the module docstring)."""
     clock = Stopwatch()
     both = extractor.encode(list(images))
-    extractor.flip_tta = False
-    one = extractor.encode(list(images[val_rows]))
-    extractor.flip_tta = True
+    flip, extractor.flip_tta = extractor.flip_tta, False
+    try:
+        one = extractor.encode(list(images[val_rows]))
+    finally:
+        extractor.flip_tta = flip
     translated = encode_translated(extractor, images[val_rows])
     X, Q, yx, yq = both[train_rows], both[val_rows], labels[train_rows], labels[val_rows]
     augmented = alpha_qe(X, X, dba, skip_self=True)
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     from indexing.datasets import open_dataset
 
     extractor = load_extractor(args.model)
+    if getattr(extractor, "arch", None) != "cifarnet":
+        parser.error(f"{args.model} is not a cifarnet model (train one with `cbir train cnn`)")
     held_out = set(validation_ids(Path(args.model) / VALIDATION_FILE))
     arrays = split_arrays(open_dataset("cifar10", Settings.resolve()), "train")
     is_val = np.array([doc_id in held_out for doc_id in arrays.doc_ids])
@@ -140,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
             out.write(json.dumps(row) + "\n")
+    print(summary_line("cnn validation probe", len(arrays.labels), results[0]["seconds"]))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from features.cnn_fit import validation_retrieval
 from features.cnn_train import autocast, to_input
 from features.registry import load_extractor
 from indexing.expansion import Expansion, expand_vectors
+from indexing.stores.topk import exact_top_k
 
 TRANSLATE_WEIGHTS = {(1, 1): 0.25, (0, 0): 0.125, (2, 2): 0.125}  # crop offset -> weight
 
@@ -66,20 +67,16 @@ def encode_translated(extractor, images: np.ndarray) -> np.ndarray:
 def alpha_qe(queries: np.ndarray, index: np.ndarray, expansion: Expansion, skip_self=False):
     """α-QE of unit `queries` (q, d) with their top `expansion.k` rows of unit `index` (n, d).
 
-    `skip_self`: the queries are the index rows themselves (αDBA), and row i is its own
-    first neighbour, which the sum counts as the query already does.
+    `skip_self`: the queries are the index rows themselves (αDBA): row i is left out of its
+    own neighbours (the sum already counts the query once).
     """
-    k = expansion.k + int(skip_self)
-    neighbours, sims = [], []
-    for start in range(0, len(queries), 2000):
-        s = queries[start : start + 2000] @ index.T
-        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        if skip_self:
-            rows = np.arange(start, start + len(s))[:, None]
-            top = np.array([t[t != r[0]][: expansion.k] for t, r in zip(top, rows, strict=True)])
-        neighbours += list(index[top])
-        sims += list(np.take_along_axis(s, top, 1))
-    return expand_vectors(queries, neighbours, sims, expansion.alpha)
+    extra = int(skip_self)
+    sims, top = exact_top_k(queries, index, expansion.k + extra, np.arange(len(index)))
+    if skip_self:
+        keep = top != np.arange(len(queries))[:, None]
+        keep[keep.all(1), -1] = False  # a row whose duplicates outrank it: drop the last
+        sims, top = (a[keep].reshape(len(queries), -1) for a in (sims, top))
+    return expand_vectors(queries, list(index[top]), list(sims), expansion.alpha)
 
 
 def probe(extractor, images, labels, val_rows, train_rows, expansion, dba) -> list[dict]:

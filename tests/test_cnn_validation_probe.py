@@ -47,3 +47,12 @@ def test_alpha_qe_sums_the_top_neighbours_weighted_by_cosine_power(skip_self):
         order = [j for j in np.argsort(-sims) if not (skip_self and j == i)][:2]
         expected = q + sum(max(sims[j], 0) ** 3 * index[j] for j in order)
         np.testing.assert_allclose(got[i], expected / np.linalg.norm(expected), atol=1e-5)
+
+
+def test_alpha_dba_copes_with_duplicates_that_outrank_a_row():
+    # three identical rows: ties rank the larger row first, so row 0 is not in its own top 2
+    index = np.array([[1, 0], [1, 0], [1, 0], [0.6, 0.8]], np.float32)
+    got = cnn_validation.alpha_qe(index, index, Expansion(1, 3.0), skip_self=True)
+    np.testing.assert_allclose(got[:3], index[:3], atol=1e-6)  # q + 1^3 * (its duplicate)
+    expected = index[3] + 0.6**3 * index[0]  # its nearest other row has cosine 0.6
+    np.testing.assert_allclose(got[3], expected / np.linalg.norm(expected), atol=1e-6)

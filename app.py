@@ -28,13 +28,14 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound, ServiceUnav
 from werkzeug.utils import secure_filename
 
 from cbir import __version__
-from cbir.config import Settings
-from cbir.errors import CbirError, ConfigError, DatasetError
-from evaluation.fusion_tuning import open_search_service
+from cbir.core.config import Settings
+from cbir.core.errors import CbirError, ConfigError, DatasetError
 from evaluation.latest_summary import headline, latest_summary
+from evaluation.query_quality import query_quality
 from features.base import ModelError
 from features.imaging import ImageDecodeError, decode_image
-from indexing.search import FUSION, IndexMissingError, SearchService, UnknownDocumentError
+from indexing.methods import FUSION
+from indexing.search import IndexMissingError, SearchService, UnknownDocumentError
 from indexing.service_holder import ServiceHolder
 from indexing.stores.base import StoreError
 
@@ -70,7 +71,7 @@ class InMemoryUploadRequest(Request):
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; `config` overrides Flask and CBIR_* settings.
 
-    `CBIR_SETTINGS` (a cbir.config.Settings) says where the index is; without it the
+    `CBIR_SETTINGS` (a cbir.core.config.Settings) says where the index is; without it the
     settings come from the environment, with `CBIR_HOME` / `CBIR_STORE` / `CBIR_CIFAR10` /
     `CBIR_MAX_PIXELS` in `config` on top. See DEFAULTS for the other keys.
     """
@@ -93,7 +94,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["MAX_CONTENT_LENGTH"] is None:
         app.config["MAX_CONTENT_LENGTH"] = int(app.config["CBIR_MAX_UPLOAD_MB"] * MEGABYTE)
     app.extensions["cbir"] = ServiceHolder(
-        lambda: open_search_service(settings),
+        lambda: SearchService.open_tuned(settings),
         retry_seconds=float(app.config["CBIR_INDEX_RETRY_SECONDS"]),
     )
     app.register_blueprint(page)
@@ -263,7 +264,7 @@ def parse_k(value: object) -> int:
 
 def result_json(service: SearchService, result) -> dict[str, Any]:
     query = result.query
-    quality = result.quality(service.label_counts)
+    quality = query_quality(result, service.label_counts)
     return {
         "method": result.method,
         "k": result.k,

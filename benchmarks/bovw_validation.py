@@ -21,48 +21,31 @@ from pathlib import Path
 
 import numpy as np
 
-from cbir.config import Settings
-from cbir.progress import Stopwatch
+from cbir.core.config import Settings
+from cbir.core.progress import Stopwatch
+from evaluation.validation import validation_retrieval
 from features.bovw import BovwExtractor
-from indexing.datasets import ImageBatch, ImageRecord, open_dataset
+from features.sampling import stratified_rows
+from indexing.dataset_kinds import open_dataset
+from indexing.datasets import ImageBatch, ImageRecord
 from indexing.encoding import RayOptions, encode_batches
 
 
 def validation_split(labels: np.ndarray, per_class: int = 500, seed: int = 0):
     """(query rows, index rows), int64 sorted: `per_class` queries of every class, the rest indexed."""
-    rng = np.random.default_rng(seed)
-    queries = np.sort(
-        np.concatenate(
-            [
-                rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
-                for c in np.unique(labels)
-            ]
-        )
-    )
+    queries = stratified_rows(labels, lambda count: per_class, seed)
     index = np.setdiff1d(np.arange(len(labels)), queries)
     return queries, index
 
 
 def scores(queries: np.ndarray, index: np.ndarray, yq: np.ndarray, yx: np.ndarray, k: int = 100):
     """Exact cosine top-k measures: normalised AP@k, map_cut_k (trec_eval), P@10, P@k."""
-    ap, p10, pk = [], [], []
-    relevant = np.bincount(yx)
-    for start in range(0, len(queries), 1000):
-        sim = queries[start : start + 1000] @ index.T
-        top = np.argpartition(-sim, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sim, top, 1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, 1)
-        rel = (yx[top] == yq[start : start + 1000, None]).astype(np.float64)
-        precision = np.cumsum(rel, 1) / np.arange(1, k + 1)
-        ap.append((precision * rel).sum(1))
-        p10.append(rel[:, :10].mean(1))
-        pk.append(rel.mean(1))
-    ap = np.concatenate(ap)
+    measures = validation_retrieval(queries, yq, index, yx, k)
     return {
-        "ap_norm_100": float((ap / k).mean()),
-        "map_cut_100": float((ap / relevant[yq]).mean()),
-        "P_10": float(np.concatenate(p10).mean()),
-        "P_100": float(np.concatenate(pk).mean()),
+        "ap_norm_100": measures[f"map_minRk_{k}"],  # R >= k for every CIFAR-10 query
+        "map_cut_100": measures[f"map_cut_{k}"],
+        "P_10": measures["P_10"],
+        "P_100": measures[f"P_{k}"],
     }
 
 

@@ -15,13 +15,12 @@ import argparse
 import statistics
 
 import numpy as np
-from tqdm import tqdm
 
-from cbir.config import Settings
-from cbir.progress import Stopwatch
+from cbir.core.config import Settings
+from cbir.core.progress import Stopwatch, progress
 from features.registry import load_extractor
 from indexing.arrays import split_arrays
-from indexing.datasets import open_dataset
+from indexing.dataset_kinds import open_dataset
 
 SHIPPED = "features/models/cnn"
 
@@ -29,7 +28,7 @@ SHIPPED = "features/models/cnn"
 def encode_all(extractor, images: list[np.ndarray], chunk: int = 5_000) -> float:
     """Seconds to encode `images` (progress bar per chunk)."""
     clock = Stopwatch()
-    for start in tqdm(range(0, len(images), chunk), desc="encode", unit="chunk", leave=False):
+    for start in progress(range(0, len(images), chunk), desc="encode", unit="chunk"):
         extractor.encode(images[start : start + chunk])
     return clock.seconds
 

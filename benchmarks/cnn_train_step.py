@@ -15,9 +15,8 @@ import argparse
 import statistics
 
 import torch
-from tqdm import tqdm
 
-from cbir.progress import Stopwatch
+from cbir.core.progress import Stopwatch, progress
 from features.cnn_net import CifarNet
 from features.cnn_train import autocast, pick_device
 
@@ -42,7 +41,7 @@ def time_steps(model, batch: int, steps: int, desc: str) -> tuple[float, list[fl
         return clock.seconds
 
     first = step()
-    return first, [step() for _ in tqdm(range(steps), desc=desc, unit="step", leave=False)]
+    return first, [step() for _ in progress(range(steps), desc=desc, unit="step")]
 
 
 def main(argv: list[str] | None = None) -> int:

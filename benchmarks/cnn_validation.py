@@ -2,7 +2,7 @@
 
 The model's own held-out images (its `validation.json`: never trained on, never the test
 split) are the queries, the rest of the train split the index, scored as the model card
-scores them (`features.cnn_fit.validation_retrieval`). Rows:
+scores them (`evaluation.validation.validation_retrieval`). Rows:
 
 - `encoding`: the model's encoding (the image and its mirror averaged); `one view`: no mirror;
 - `queries +translate`: each query also averaged over its 1-pixel shifts up-left and
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cbir.config import Settings
-from cbir.progress import Stopwatch, summary_line
+from cbir.core.config import Settings
+from cbir.core.progress import Stopwatch, summary_line
 from evaluation.fusion_tuning import VALIDATION_FILE, validation_ids
+from evaluation.validation import validation_retrieval
 from features.base import l2_normalise
-from features.cnn_fit import validation_retrieval
 from features.cnn_train import autocast, to_input
 from features.registry import load_extractor
 from indexing.expansion import Expansion, expand_vectors
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="var/reports/cnn_validation.jsonl")
     args = parser.parse_args(argv)
     from indexing.arrays import split_arrays
-    from indexing.datasets import open_dataset
+    from indexing.dataset_kinds import open_dataset
 
     extractor = load_extractor(args.model)
     if getattr(extractor, "arch", None) != "cifarnet":

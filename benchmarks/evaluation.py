@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from cbir.stages.trec_eval import evaluate_files
 from evaluation import ArrayRun, LabelQrels, Qrels, evaluate, read_run, write_qrels, write_run
-from evaluation.files import evaluate_files
 
 MEASURES = [
     "map", "map_cut.100", "map_minRk.100", "P.10,100", "recall.100", "ndcg_cut.10", "recip_rank",

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from cbir.errors import CbirError
+from cbir.core.errors import CbirError
 
 REPO = Path(__file__).resolve().parent.parent
 URL_LINE = re.compile(r"(http://\S+/)")

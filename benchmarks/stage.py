@@ -3,7 +3,7 @@
     python -m benchmarks.stage CONFIG.json RESULT.json
 
 CONFIG holds the stage name, the settings, the dataset, the model directories and the sizes
-(written by `benchmarks.suite`); RESULT receives the stage's figures and this process's peak
+(written by `cbir.stages.bench`); RESULT receives the stage's figures and this process's peak
 RSS, or `{"error": ...}` with exit status 1.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cbir.config import Settings
-from cbir.errors import CbirError
+from cbir.core.config import Settings
+from cbir.core.errors import CbirError
 
 Config = dict[str, Any]
 
@@ -28,7 +28,7 @@ def _settings(config: Config) -> Settings:
 
 
 def _dataset(config: Config):
-    from indexing.datasets import open_dataset
+    from indexing.dataset_kinds import open_dataset
 
     return open_dataset(config["dataset"], _settings(config), config.get("data"))
 
@@ -45,7 +45,7 @@ def _workdir(config: Config) -> Path:
 
 def _index_sample(config: Config, n: int):
     from benchmarks.pipeline import spread
-    from indexing.pipeline import index_side
+    from indexing.datasets import index_side
 
     dataset = _dataset(config)
     return dataset, spread(index_side(dataset), n)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cbir.progress import summary_line
+from cbir.core.progress import summary_line
 from features.base import ModelInfo
 from indexing.stores.base import Document
 from indexing.stores.embedded import EmbeddedStore

@@ -224,7 +224,7 @@ def synthetic_env(root: Path) -> dict[str, str]:
     """Environment for a server on a generated index under `root` (needs the repo's tests/)."""
     import os
 
-    from tests.web_index import build_web_index
+    from benchmarks.web_index import build_web_index
 
     settings = build_web_index(root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBIR_")}

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from cbir import __version__
 from cbir.commands import COMMANDS
-from cbir.config import Settings
-from cbir.errors import CbirError
+from cbir.core.config import Settings
+from cbir.core.errors import CbirError
+from cbir.core.progress import use_progress_bars
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from cbir.terminal import tqdm_bar
+
+    use_progress_bars(tqdm_bar)
     try:
         return int(args.handler(args, settings_from(args)) or 0)
     except CbirError as exc:

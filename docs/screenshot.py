@@ -64,7 +64,7 @@ def take_screenshot(
 
 def first_query(env: dict[str, str] | None) -> str:
     """The first test-split image of the index's dataset, else the first indexed id."""
-    from cbir.config import Settings
+    from cbir.core.config import Settings
     from indexing.search import SearchService
 
     service = SearchService.open(Settings.resolve(env=env))

@@ -23,6 +23,7 @@ from evaluation.evaluate import byte_key, evaluate
 from evaluation.qrels import Judgments
 from evaluation.ranking import array_run_grades
 from evaluation.run import ArrayRun, Run
+from features.sampling import stratified_rows
 
 # trec_eval's iprec_at_recall levels: 0.0, 0.1, ..., 1.0.
 ELEVEN_POINTS = tuple(i / 10 for i in range(11))
@@ -293,14 +294,8 @@ def stratified_sample(labels: Sequence[Hashable], per_label: int, seed: int = 0)
     """
     if per_label <= 0:
         raise ValueError(f"per_label must be positive, got {per_label}")
-    rng = np.random.default_rng(seed)
     array = np.asarray([str(x) for x in labels], dtype=object)
-    chosen = []
-    for label in sorted(set(array.tolist())):
-        members = np.flatnonzero(array == label)
-        take = min(per_label, len(members))
-        chosen.append(rng.choice(members, size=take, replace=False))
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    return stratified_rows(array, lambda count: min(per_label, count), seed)
 
 
 def embedding_map(vectors: np.ndarray, *, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cbir.errors import CbirError
+from cbir.core.errors import CbirError
 from evaluation.qrels import Qrels
 from evaluation.run import Run
 from evaluation.summary import PUBLISHED_BASELINES, columns

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cbir.errors import CbirError
+from cbir.core.errors import CbirError
 
 
 class EvaluationError(CbirError):

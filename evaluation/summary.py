@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from evaluation.batch import EvaluationSummary
+from dataclasses import dataclass, field
 
 # The system this project descends from, CIFAR-10 with k = 100 (trec_eval map_cut_100).
 PUBLISHED_BASELINES = {"bovw (published)": 0.0019, "vgg16 (published)": 0.0088}
+
+
+@dataclass
+class MethodResult:
+    measures: dict[str, float]
+    per_label: dict[str, dict[str, float]]
+    run_file: str
+    search_seconds: float
+    model: dict | None = None  # name, dim, fingerprint (None for fusion)
+
+
+@dataclass
+class EvaluationSummary:
+    dataset: str
+    store: str
+    queries: int
+    documents: int
+    k: int
+    exact: bool
+    methods: dict[str, MethodResult]
+    encode_seconds: float
+    qrels_file: str
+    out_dir: str
+    fusion: dict = field(default_factory=dict)
+    expansion: dict = field(default_factory=dict)  # "cnn+qe" -> k, alpha, where they came from
+    skipped_queries: list[dict] = field(default_factory=list)
+    finished: str = ""
+    reused: bool = False
+
+    def to_json(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k not in ("methods", "reused")}
+        data["methods"] = {m: r.__dict__ for m, r in self.methods.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> EvaluationSummary:
+        methods = {m: MethodResult(**r) for m, r in data["methods"].items()}
+        return cls(**{**data, "methods": methods})
 
 
 def measures_for(k: int) -> list[str]:

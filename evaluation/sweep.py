@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from cbir.errors import DatasetError
-from cbir.progress import Stopwatch
+from cbir.core.errors import DatasetError
+from cbir.core.progress import Stopwatch
 from evaluation.analysis import stratified_sample
 from evaluation.evaluate import evaluate
 from evaluation.qrels import LabelQrels

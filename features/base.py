@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cbir.errors import CbirError
+from cbir.core.errors import CbirError
 
 MANIFEST = "extractor.json"
 FORMAT_VERSION = 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,12 @@ import numpy as np
 
 from features.base import Extractor, ModelError
 from features.bovw_config import BovwConfig
+from features.bovw_fit import ImageFeatures, fit_bovw
 from features.bovw_report import VocabularyReport
 from features.colour import colour_cells, fit_colour_vocabulary, lab_pixels
 from features.hog import hog_vector
 from features.imaging import resize_square
-from features.sift import ImageDescriptors, SiftSampler, root_sift
+from features.sift import SiftSampler, root_sift
 from features.vocabulary import (
     cell_of,
     fit_kmeans,
@@ -37,18 +37,6 @@ from features.vocabulary import (
 
 CHUNK = 256  # images per encoding step: bounds memory, keeps faiss's matrix products large
 STATE_FILES = ("vocabulary", "idf", "colour_vocabulary", "colour_sigma", "mean", "components")
-
-
-@dataclass
-class ImageFeatures:
-    """What BoVW reads from a batch of n images before any vocabulary is involved."""
-
-    descriptors: list[ImageDescriptors]
-    labs: np.ndarray | None  # float32 (n, side, side, 3), colour channel on
-    hogs: np.ndarray | None  # float32 (n, hog_dim), HOG channel on
-
-    def __len__(self) -> int:
-        return len(self.descriptors)
 
 
 class BovwExtractor(Extractor):
@@ -92,8 +80,6 @@ class BovwExtractor(Extractor):
         show_progress: bool = False,
     ) -> BovwExtractor:
         """Fit vocabularies, idf, mean and PCA on train `images` (RGB uint8); labels are ignored."""
-        from features.bovw_fit import fit_bovw
-
         fit_bovw(self, images, show_progress=show_progress)
         return self
 

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cbir.progress import Stopwatch, progress
+from cbir.core.progress import Stopwatch, progress
 from features.base import ModelError
 from features.bovw_report import VocabularyReport
+from features.sift import ImageDescriptors
 from features.vocabulary import smoothed_idf
 
 if TYPE_CHECKING:
-    from features.bovw import BovwExtractor, ImageFeatures
+    from features.bovw import BovwExtractor
+
+
+@dataclass
+class ImageFeatures:
+    """What BoVW reads from a batch of n images before any vocabulary is involved."""
+
+    descriptors: list[ImageDescriptors]
+    labs: np.ndarray | None  # float32 (n, side, side, 3), colour channel on
+    hogs: np.ndarray | None  # float32 (n, hog_dim), HOG channel on
+
+    def __len__(self) -> int:
+        return len(self.descriptors)
+
 
 CHUNK = 500
 
@@ -109,8 +124,6 @@ def fit_pca(raw: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, float]:
 def _describe_all(
     extractor: BovwExtractor, images: Sequence[np.ndarray], show_progress: bool
 ) -> ImageFeatures:
-    from features.bovw import ImageFeatures
-
     parts = []
     with progress(desc="describe", total=len(images), disable=not show_progress) as bar:
         for start in range(0, len(images), CHUNK):
@@ -125,8 +138,6 @@ def _describe_all(
 
 
 def _slice(features: ImageFeatures, start: int, stop: int) -> ImageFeatures:
-    from features.bovw import ImageFeatures
-
     return ImageFeatures(
         features.descriptors[start:stop],
         None if features.labs is None else features.labs[start:stop],

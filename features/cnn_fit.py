@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.cnn_train import EpochStats, TrainConfig, train_network
+from features.sampling import stratified_rows
 
 if TYPE_CHECKING:
     from features.cnn import CnnExtractor
+
+
+# (queries, query labels, index, index labels) -> measure name -> value
+RetrievalScorer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], dict[str, float]]
 
 
 @dataclass
@@ -38,14 +43,12 @@ def carve_validation(
     labels: np.ndarray, fraction: float = 0.1, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, validation rows), sorted: `fraction` of each label, seeded."""
-    rng = np.random.default_rng(seed)
-    val = []
-    for label in np.unique(labels):
-        rows = np.flatnonzero(labels == label)
-        take = round(len(rows) * fraction)
-        if 0 < take < len(rows):
-            val.append(rng.choice(rows, take, replace=False))
-    val_rows = np.sort(np.concatenate(val)) if val else np.zeros(0, np.int64)
+
+    def share(count: int) -> int:  # a label too small to split stays whole in train
+        take = round(count * fraction)
+        return take if 0 < take < count else 0
+
+    val_rows = stratified_rows(labels, share, seed)
     keep = np.ones(len(labels), bool)
     keep[val_rows] = False
     return np.flatnonzero(keep), val_rows.astype(np.int64)
@@ -59,8 +62,14 @@ def fit_cifarnet(
     val_fraction: float = 0.1,
     on_epoch: Callable[[EpochStats], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    score_retrieval: RetrievalScorer | None = None,
 ) -> FitReport:
-    """Train `extractor`'s network on `images` uint8 (n, 32, 32, 3) with int `labels` (n,)."""
+    """Train `extractor`'s network on `images` uint8 (n, 32, 32, 3) with int `labels` (n,).
+
+    `score_retrieval(queries, query_labels, index, index_labels)` measures retrieval of the
+    validation embeddings against the train ones (the stage passes the trec_eval measures of
+    evaluation/validation.py); without it the report's `val_retrieval` stays empty.
+    """
     config = config or TrainConfig(widths=extractor.widths)
     config.widths = extractor.widths
     train_rows, val_rows = carve_validation(labels, val_fraction, config.seed)
@@ -91,12 +100,13 @@ def fit_cifarnet(
         recalibrated=result.recalibrated,
         recalibrated_accuracy=result.recalibrated_accuracy,
     )
-    report.val_retrieval = validation_retrieval(
-        extractor.encode(list(images[val_rows])),
-        labels[val_rows],
-        extractor.encode(list(images[train_rows])),
-        labels[train_rows],
-    )
+    if score_retrieval is not None:
+        report.val_retrieval = score_retrieval(
+            extractor.encode(list(images[val_rows])),
+            labels[val_rows],
+            extractor.encode(list(images[train_rows])),
+            labels[train_rows],
+        )
     return report
 
 
@@ -105,28 +115,3 @@ def _embed_all(extractor: CnnExtractor, images: np.ndarray) -> np.ndarray:
     return np.concatenate(
         [extractor.embed(images[s : s + step]) for s in range(0, len(images), step)]
     )
-
-
-def validation_retrieval(
-    queries: np.ndarray,
-    query_labels: np.ndarray,
-    index: np.ndarray,
-    index_labels: np.ndarray,
-    k: int = 100,
-) -> dict[str, float]:
-    """trec_eval measures of exact cosine search: held-out queries against the train rows."""
-    from evaluation.evaluate import evaluate
-    from evaluation.qrels import LabelQrels
-    from evaluation.run import ArrayRun
-    from indexing.stores.topk import exact_top_k
-
-    k = min(k, len(index))
-    scores, rows = exact_top_k(
-        queries.astype(np.float32), index.astype(np.float32), k, np.arange(len(index))
-    )
-    topics = [f"q{i}" for i in range(len(queries))]
-    docnos = [f"d{i:06d}" for i in range(len(index))]
-    qrels = LabelQrels(dict(zip(topics, query_labels.tolist(), strict=True)), docnos, index_labels)
-    run = ArrayRun(topics, rows, scores.astype(np.float64), docnos)
-    summary = evaluate(qrels, run, [f"map_cut.{k}", f"map_minRk.{k}", "P.10", f"P.{k}"]).summary
-    return {name: float(value) for name, value in summary.items() if name != "num_q"}

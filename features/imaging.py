@@ -11,8 +11,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cbir.config import DEFAULT_MAX_PIXELS
-from cbir.errors import CbirError
+from cbir.core.config import DEFAULT_MAX_PIXELS
+from cbir.core.errors import CbirError
 
 ImageSource = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO | np.ndarray
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cbir.errors import DatasetError
-from cbir.progress import progress
+from cbir.core.errors import DatasetError
+from cbir.core.progress import progress
 from features.imaging import ImageDecodeError, resize_square
 from indexing.datasets import Dataset, Split
 from indexing.skipped import SkipReport

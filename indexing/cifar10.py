@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cbir.config import DEFAULT_MAX_PIXELS, Settings
-from cbir.errors import DatasetError
-from cbir.progress import progress
+from cbir.core.config import DEFAULT_MAX_PIXELS, Settings
+from cbir.core.errors import DatasetError
+from cbir.core.progress import progress
 from indexing.cifar10_sources import (
     OFFICIAL_ARCHIVE_NAME,
     SIDE,

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from cbir.errors import DatasetError
+from cbir.core.errors import DatasetError
 from features.imaging import IMAGE_SUFFIXES, ImageDecodeError, decode_image
 from indexing.datasets import Split
 from indexing.skipped import SkipReport

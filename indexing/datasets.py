@@ -13,8 +13,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from cbir.config import Settings
-from cbir.errors import DatasetError
+from cbir.core.errors import CbirError, DatasetError
 from features.imaging import ImageDecodeError, decode_image
 from indexing.skipped import SkipReport
 from indexing.walk import walk_images
@@ -234,18 +233,24 @@ class FolderDataset(Dataset):
 _SPLITS = {Split.TRAIN.value, Split.TEST.value}
 
 
-def open_dataset(kind: DatasetKind | str, settings: Settings, data: str | None = None) -> Dataset:
-    """Open a dataset by kind: `cifar10` (located via --data, CBIR_CIFAR10, or downloaded) or `folder`."""
-    try:
-        kind = DatasetKind(kind)
-    except ValueError:
-        choices = ", ".join(k.value for k in DatasetKind)
-        raise DatasetError(f"unknown dataset {kind!r}; choose one of: {choices}") from None
-    if kind is DatasetKind.FOLDER:
-        if not data:
-            raise DatasetError("--dataset folder needs --data PATH (a folder of images)")
-        return FolderDataset(data)
-    from indexing.cifar10 import Cifar10Dataset, locate_cifar10
+def index_side(dataset: Dataset) -> list[ImageRecord]:
+    """The records that go into the index: the train split when the dataset has splits, else all."""
+    train = dataset.records(Split.TRAIN)
+    if train or dataset.name == DatasetKind.CIFAR10.value:
+        return train
+    return dataset.records()
 
-    source = locate_cifar10(settings, data)
-    return Cifar10Dataset(source, cache_dir=settings.cache_dir, max_pixels=settings.max_pixels)
+
+def limit_per_label(records: Sequence[ImageRecord], limit: int | None) -> list[ImageRecord]:
+    """The first `limit` records of each label, in order (None keeps all): small runs for CI."""
+    if limit is None:
+        return list(records)
+    if limit <= 0:
+        raise CbirError(f"--limit must be positive, got {limit}")
+    taken: dict[str | None, int] = {}
+    out = []
+    for record in records:
+        if taken.get(record.label, 0) < limit:
+            taken[record.label] = taken.get(record.label, 0) + 1
+            out.append(record)
+    return out

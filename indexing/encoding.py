@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cbir.config import DEFAULT_MAX_PIXELS
-from cbir.progress import progress
+from cbir.core.config import DEFAULT_MAX_PIXELS
+from cbir.core.progress import progress
 from features.base import Extractor, ModelInfo
 from features.imaging import ImageDecodeError, decode_image
 from features.registry import load_extractor

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cbir.errors import CbirError
+from cbir.core.errors import CbirError
 from features.base import ModelInfo, l2_normalise
-from indexing.stores.base import Hit, VectorStore
-
-SUFFIX = "+qe"
+from indexing.stores.base import Hit, VectorStore, drop_left_out, search_leaving_out
 
 
 @dataclass(frozen=True)
@@ -51,15 +49,6 @@ class Expansion:
 
     def __str__(self) -> str:
         return f"{self.k}:{self.alpha:g}"
-
-
-def base_method(method: str) -> str:
-    """'cnn+qe' -> 'cnn'; a method without expansion is returned as it is."""
-    return method[: -len(SUFFIX)] if method.endswith(SUFFIX) else method
-
-
-def is_expanded(method: str) -> bool:
-    return method.endswith(SUFFIX) and len(method) > len(SUFFIX)
 
 
 def expand_vectors(
@@ -126,18 +115,14 @@ def expanded_search(
     """
     queries = np.asarray(queries, np.float32)
     skip = list(exclude) if exclude is not None else [None] * len(queries)
-    extra = int(any(s is not None for s in skip))
     options = {"model": model, "exact": exact, "num_candidates": num_candidates}
     if first is None:
-        first = store.search(field, queries, expansion.k + extra, **options)
-    top = [
-        [h for h in hits if h.doc_id != s][: expansion.k]
-        for hits, s in zip(first, skip, strict=True)
-    ]
+        top = search_leaving_out(store, field, queries, expansion.k, skip, **options)
+    else:
+        top = drop_left_out(first, skip, expansion.k)
     neighbours = neighbour_vectors(store, field, top, queries.shape[1])
     similarities = [np.array([h.score for h in hits], np.float64) for hits in top]
     expanded = expand_vectors(queries, neighbours, similarities, expansion.alpha)
     # a query with no hits (a zero vector) stays zero, and the store answers it with no hits
     expanded[~np.any(queries != 0, axis=1)] = 0
-    second = store.search(field, expanded, k + extra, **options)
-    return [[h for h in hits if h.doc_id != s][:k] for hits, s in zip(second, skip, strict=True)]
+    return search_leaving_out(store, field, expanded, k, skip, **options)

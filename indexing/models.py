@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 from features.base import MANIFEST, Extractor, ModelError
 from features.registry import METHODS, load_extractor
 

@@ -19,17 +19,19 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cbir.config import Settings
-from cbir.errors import CbirError
+from cbir.core.config import Settings
+from cbir.core.errors import CbirError
 from features.base import Extractor
 from features.imaging import decode_image
-from indexing.datasets import Dataset, ImageRecord, open_dataset
-from indexing.expansion import Expansion, base_method, expanded_search, is_expanded
+from indexing.dataset_kinds import open_dataset
+from indexing.datasets import Dataset, ImageRecord
+from indexing.expansion import Expansion, expanded_search
 from indexing.fusion import FusionRule, fuse
+from indexing.fusion_expansion import FUSED_METHODS, expansion_for, fusion_for
+from indexing.methods import FUSION, MethodName
 from indexing.models import load_models
-from indexing.stores.base import Hit, VectorStore, check_model, open_store
-
-FUSION = "fusion"
+from indexing.stores.base import Hit, VectorStore, check_model, search_leaving_out
+from indexing.stores.urls import open_store
 
 
 class IndexMissingError(CbirError):
@@ -56,29 +58,6 @@ class SearchResult:
     hits: list[Hit]
     took_ms: float
     query: Query
-
-    def quality(self, label_counts: Mapping[str, int]) -> dict[str, float] | None:
-        """P@k and AP@k (normalised by min(R, k)) when the query has a label, else None.
-
-        R is the number of indexed documents with the query's label, minus the query itself
-        when it is indexed (it is left out of its own results).
-        """
-        label = self.query.label
-        if label is None or label not in label_counts:
-            return None
-        relevant = label_counts[label] - (1 if self.query.indexed else 0)
-        rel = [h.label == label for h in self.hits]
-        found, precision_sum = 0, 0.0
-        for rank, is_rel in enumerate(rel, start=1):
-            if is_rel:
-                found += 1
-                precision_sum += found / rank
-        denominator = min(relevant, self.k)
-        return {
-            "precision": found / self.k,
-            "ap": precision_sum / denominator if denominator else 0.0,
-            "relevant": relevant,
-        }
 
 
 class SearchService:
@@ -125,13 +104,30 @@ class SearchService:
             dataset = open_dataset(info["name"], settings, info["source"])
         return cls(store, models, dataset, **fusion)
 
+    @classmethod
+    def open_tuned(cls, settings: Settings, store_url: str | None = None) -> SearchService:
+        """`open`, with the fusion and query expansions chosen on validation for the index's
+        models (indexing/fusion_expansion.py); without such a choice, RRF 1:1 and `Expansion()`.
+
+        What `cbir search` and the web page use.
+        """
+        service = cls.open(settings, store_url)
+        fields = service.store.fields
+        if all(m in fields for m in FUSED_METHODS):
+            fingerprints = {m: fields[m].fingerprint for m in FUSED_METHODS}
+            service.fusion_rule, service.fusion_weights, _ = fusion_for(settings, fingerprints)
+        for m in service.base_methods:
+            service.expansions[m], _ = expansion_for(settings, m, fields[m].fingerprint)
+        return service
+
     @property
     def methods(self) -> list[str]:
         """Searchable methods: every field with its model, fusion when there are several,
         then each field with alpha query expansion ("<method>+qe")."""
         methods = list(self.models)
         fused = [FUSION] if len(methods) > 1 else []
-        return [*methods, *fused, *(f"{m}+qe" for m in methods)]
+        expanded = [str(MethodName(m, expanded=True)) for m in methods]
+        return [*methods, *fused, *expanded]
 
     @property
     def label_counts(self) -> dict[str, int]:
@@ -144,7 +140,7 @@ class SearchService:
 
     def score_kind(self, method: str) -> str:
         """What a hit's score is for `method`: "cosine", or the fusion rule ("rrf", "weighted")."""
-        return self.fusion_rule.value if method == FUSION else "cosine"
+        return self.fusion_rule.value if MethodName.parse(method).is_fusion else "cosine"
 
     def is_current(self) -> bool:
         """Whether the store still has exactly the fields this service loaded, built by its models.
@@ -248,15 +244,17 @@ class SearchService:
         return vectors
 
     def _base_methods(self, method: str) -> list[str]:
-        return list(self.models) if method == FUSION else [base_method(method)]
+        name = MethodName.parse(method)
+        return list(self.models) if name.is_fusion else [name.base]
 
     def _search(
         self, vectors: Mapping[str, np.ndarray], method: str, k: int, query: Query, start: float
     ) -> SearchResult:
         if k <= 0:
             raise CbirError(f"k must be positive, got {k}")
-        if is_expanded(method):
-            m = base_method(method)
+        name = MethodName.parse(method)
+        if name.expanded:
+            m = name.base
             hits = expanded_search(
                 self.store,
                 m,
@@ -267,12 +265,14 @@ class SearchService:
                 exclude=[query.doc_id if query.indexed else None],
             )[0]
         else:
-            extra = 1 if query.indexed else 0  # the query itself comes back first
-            lists = {}
-            for m, vector in vectors.items():
-                found = self.store.search(m, vector[None, :], k + extra, model=self.models[m].info)
-                lists[m] = [h for h in found[0] if h.doc_id != query.doc_id][:k]
-            hits = lists[method] if method != FUSION else self._fuse(lists, k)
+            leave_out = [query.doc_id if query.indexed else None]
+            lists = {
+                m: search_leaving_out(
+                    self.store, m, vector[None, :], k, leave_out, model=self.models[m].info
+                )[0]
+                for m, vector in vectors.items()
+            }
+            hits = self._fuse(lists, k) if name.is_fusion else lists[name.base]
         took = (time.perf_counter() - start) * 1000
         return SearchResult(method, k, hits, took, query)
 

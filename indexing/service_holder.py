@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from cbir.errors import CbirError
+from cbir.core.errors import CbirError
 from indexing.search import SearchService
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cbir.cli import main
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,8 +40,8 @@ def settings(home: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def web_index(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A small generated index with `bovw` and `cnn` fields (tests/web_index.py), built once."""
-    from tests.web_index import build_web_index
+    """A small generated index with `bovw` and `cnn` fields (benchmarks/web_index.py), built once."""
+    from benchmarks.web_index import build_web_index
 
     return build_web_index(tmp_path_factory.mktemp("web-index"))
 
@@ -104,24 +104,19 @@ def live_server(web_index: Settings):
 def indexed(tmp_path, settings):
     """A folder dataset of four colours indexed with `bovw` and `cnn` stand-in models, and a
     `validation.json` of 16 train images beside the cnn model (for tune-fusion)."""
+    from benchmarks.web_index import build_indexed_folder
     from indexing.datasets import FolderDataset
-    from indexing.pipeline import index_dataset
-    from tests.extractors import ColourMomentsExtractor, ThumbnailExtractor
-    from tests.synthetic import write_labelled_folder
 
-    root = write_labelled_folder(
-        tmp_path / "data", labels=("red", "green", "blue", "grey"), train=15, test=5, spread=40
+    built = build_indexed_folder(
+        tmp_path,
+        settings,
+        labels=("red", "green", "blue", "grey"),
+        train=15,
+        test=5,
+        spread=40,
     )
-    ds = FolderDataset(root)
-    train = ds.records("train")
-    images = [ds.image(r) for r in train]
-    models = {
-        "bovw": ColourMomentsExtractor().fit(images).save(tmp_path / "m-bovw"),
-        "cnn": ThumbnailExtractor(4).fit(images).save(tmp_path / "m-cnn"),
-    }
-    index_dataset(
-        settings, dataset="folder", data=str(root), models=models, ray=None, show_progress=False
-    )
+    root, models = built.data, built.models
+    train = FolderDataset(root).records("train")
     validation = [r.doc_id for r in train if int(r.doc_id.rsplit("/", 1)[1][:3]) < 4]
     (models["cnn"] / "validation.json").write_text(json.dumps({"doc_ids": validation}))
     return root, models, validation

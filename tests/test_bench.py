@@ -7,25 +7,19 @@ import math
 
 import pytest
 
-from benchmarks.suite import parse_parts
-from cbir.errors import CbirError
-from indexing.datasets import FolderDataset
-from indexing.pipeline import index_dataset
-from tests.extractors import ColourMomentsExtractor, ThumbnailExtractor
-from tests.synthetic import write_labelled_folder
+from benchmarks.synthetic import write_labelled_folder
+from benchmarks.web_index import build_indexed_folder
+from cbir.core.errors import CbirError
+from cbir.stages.bench import parse_parts
 
 
 @pytest.fixture
 def bench_home(tmp_path, settings, home):
     """A labelled folder, both test models saved where `cbir` finds them, and an index."""
-    root = write_labelled_folder(
-        tmp_path / "data", labels=("red", "green", "blue"), train=20, test=5
+    built = build_indexed_folder(
+        tmp_path, settings, labels=("red", "green", "blue"), models_dir=settings.models_dir
     )
-    ds = FolderDataset(root)
-    train = [ds.image(r) for r in ds.records("train")]
-    ColourMomentsExtractor().fit(train).save(settings.models_dir / "bovw")
-    ThumbnailExtractor(4).fit(train).save(settings.models_dir / "cnn")
-    index_dataset(settings, dataset="folder", data=str(root), ray=None, show_progress=False)
+    root = built.data
     return root
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import rgb_array
 from features.base import ModelError
 from features.bovw import BovwExtractor
 from features.registry import extractor_class, load_extractor
 from features.sift import SiftSampler, mirror_permutation
-from tests.synthetic import rgb_array
 
 # Small and fast: a 16-word vocabulary, no PCA unless a test asks for it.
 SMALL = {"vocabulary_size": 16, "pca_dim": 0, "colour": False, "hog": False, "kmeans_init": 1}

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import encode, write_labelled_folder
+from cbir.stages.train_bovw import train_bovw
 from features.registry import load_extractor
 from indexing.datasets import FolderDataset
 from indexing.encoding import RayOptions, encode_batches
-from indexing.train_bovw import train_bovw
-from tests.synthetic import encode, write_labelled_folder
 
 SMALL = ["--vocabulary-size", "16", "--pca-dim", "8", "--no-hog"]
 

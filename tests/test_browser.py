@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web_index import LABELS
+from benchmarks.web_index import LABELS
 
 pytestmark = pytest.mark.browser
 

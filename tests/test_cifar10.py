@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cbir.config import Settings
-from cbir.errors import DatasetError
+from benchmarks.synthetic import encode, png_bytes, tar_gz, write_cifar_batches, write_image_folder
+from cbir.core.config import Settings
+from cbir.core.errors import DatasetError
 from indexing.cifar10 import (
     Cifar10Dataset,
     SourceKind,
@@ -27,7 +28,6 @@ from indexing.cifar10 import (
     locate_cifar10,
 )
 from tests.conftest import REPO, shared_cifar10
-from tests.synthetic import encode, png_bytes, tar_gz, write_cifar_batches, write_image_folder
 
 
 def md5(path: Path) -> str:

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from cbir.config import Settings
+from benchmarks.synthetic import write_labelled_folder
+from cbir.core.config import Settings
+from cbir.stages.train_cnn import CARD_JSON, VALIDATION_IDS, train_cnn
 from features.base import ModelError
 from features.cnn import CnnExtractor
 from features.cnn_fit import carve_validation
-from features.cnn_stage import CARD_JSON, VALIDATION_IDS, train_cnn
 from features.cnn_train import (
     TrainConfig,
     _cutout,
@@ -27,7 +28,6 @@ from features.registry import load_extractor
 from indexing.arrays import split_arrays
 from indexing.datasets import FolderDataset
 from indexing.encoding import RayOptions, encode_batches
-from tests.synthetic import write_labelled_folder
 
 LABELS = ("red", "green", "blue", "yellow")
 TINY = TrainConfig(epochs=10, batch_size=16, widths=(16, 32, 32), threads=1, optimizer="sgd")
@@ -221,7 +221,7 @@ def test_ray_batch_encoding_equals_in_process(trained):
 
 @pytest.mark.slow
 def test_tune_searches_on_validation_and_returns_a_config(trained, tmp_path):
-    from features.cnn_tune import tune_cnn
+    from cbir.stages.train_cnn import tune_cnn
 
     _, data = trained
     settings = Settings.resolve(env={}, home=tmp_path / "home")

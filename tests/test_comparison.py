@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 
-from cbir.errors import CbirError
+from benchmarks.synthetic import write_labelled_folder
+from benchmarks.toy_extractors import ColourMomentsExtractor, ThumbnailExtractor
+from cbir.core.errors import CbirError
 from evaluation import ArrayRun, LabelQrels, evaluate, write_qrels, write_run
 from evaluation.analysis import GalleryRow
 from evaluation.comparison import markdown_table, measures_table, read_evaluation, stored_vectors
@@ -24,9 +26,8 @@ from evaluation.plots import (
 from evaluation.sweep import rank_by_cosine, sweep, validation_split
 from features.base import ModelInfo
 from indexing.datasets import FolderDataset
-from indexing.stores.base import Document, open_store
-from tests.extractors import ColourMomentsExtractor, ThumbnailExtractor
-from tests.synthetic import write_labelled_folder
+from indexing.stores.base import Document
+from indexing.stores.urls import open_store
 
 matplotlib.use("Agg")
 

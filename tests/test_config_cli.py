@@ -8,8 +8,8 @@ import pytest
 
 from cbir.cli import build_parser
 from cbir.commands import COMMANDS
-from cbir.config import Settings
-from cbir.errors import ConfigError
+from cbir.core.config import Settings
+from cbir.core.errors import ConfigError
 
 
 def test_defaults():

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from features.base import ModelInfo
-from indexing.stores import Document, StoreError, open_store
+from indexing.stores import Document, StoreError
 from indexing.stores.embedded import EmbeddedStore
+from indexing.stores.urls import open_store
 from tests.conftest import REPO
 
 DIM = 64

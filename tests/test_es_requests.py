@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from features.base import ModelInfo
-from indexing.stores import Document, ModelMismatchError, StoreError, open_store
+from indexing.stores import Document, ModelMismatchError, StoreError
 from indexing.stores.es import BulkWriteError, ElasticsearchStore
+from indexing.stores.urls import open_store
 from tests.es_standin import Index, RecordingEsStandIn
 
 CNN = ModelInfo("cnn", 4, "cnn-fp")

@@ -6,36 +6,24 @@ import json
 
 import pytest
 
-from evaluation.batch import evaluate_dataset
-from evaluation.files import evaluate_files
+from benchmarks.toy_extractors import ThumbnailExtractor
+from benchmarks.web_index import build_indexed_folder
+from cbir.stages.evaluate import evaluate_dataset
+from cbir.stages.trec_eval import evaluate_files
 from indexing.datasets import FolderDataset
-from indexing.pipeline import index_dataset
 from indexing.stores.base import ModelMismatchError
-from tests.extractors import ColourMomentsExtractor, ThumbnailExtractor
-from tests.synthetic import write_labelled_folder
 
 LABELS = ("red", "green", "blue", "grey")
 
 
 @pytest.fixture
 def indexed(tmp_path, settings):
-    root = write_labelled_folder(tmp_path / "data", labels=LABELS, train=15, test=5, spread=40)
+    # written before indexing: the bad query image is skipped and listed
+    root = tmp_path / "data"
+    (root / "test" / "grey").mkdir(parents=True)
     (root / "test" / "grey" / "bad.png").write_bytes(b"not a png")
-    ds = FolderDataset(root)
-    train = [ds.image(r) for r in ds.records("train")]
-    models = {
-        "bovw": ColourMomentsExtractor().fit(train).save(tmp_path / "m-bovw"),
-        "cnn": ThumbnailExtractor(4).fit(train).save(tmp_path / "m-cnn"),
-    }
-    index_dataset(
-        settings,
-        dataset="folder",
-        data=str(root),
-        methods=["bovw", "cnn"],
-        models=models,
-        ray=None,
-        show_progress=False,
-    )
+    built = build_indexed_folder(tmp_path, settings, labels=LABELS, train=15, test=5, spread=40)
+    root, models = built.data, built.models
     return root, models
 
 

@@ -7,11 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from cbir.errors import CbirError
-from evaluation.batch import evaluate_dataset
-from evaluation.fusion_tuning import EXPANSION_GRID, expansion_for, fusion_file, tune_fusion
+from cbir.core.errors import CbirError
+from cbir.stages.evaluate import evaluate_dataset
+from cbir.stages.tune import tune_fusion
+from evaluation.fusion_tuning import EXPANSION_GRID
+from evaluation.query_quality import query_quality
 from features.base import ModelInfo
-from indexing.expansion import Expansion, base_method, expand_vectors, expanded_search
+from indexing.expansion import Expansion, expand_vectors, expanded_search
+from indexing.fusion_expansion import choice_file, expansion_for
+from indexing.methods import MethodName, MethodNameError
+from indexing.search import SearchService
 from indexing.stores.base import Document
 from indexing.stores.embedded import EmbeddedStore
 
@@ -38,7 +43,12 @@ def test_expansion_options_parse_and_bad_ones_are_refused():
         Expansion(0)
     with pytest.raises(CbirError, match="alpha >= 0"):
         Expansion(5, -1.0)
-    assert base_method("cnn+qe") == "cnn" and base_method("cnn") == "cnn"
+    assert MethodName.parse("cnn+qe") == MethodName("cnn", expanded=True)
+    assert MethodName.parse("cnn") == MethodName("cnn") and str(MethodName("cnn", True)) == "cnn+qe"
+    assert MethodName.parse("fusion").is_fusion
+    for bad in ("", "+qe", "cnn+xx", "cnn+qe+qe"):
+        with pytest.raises(MethodNameError, match="cannot read method"):
+            MethodName.parse(bad)
 
 
 def _store(tmp_path, vectors: np.ndarray) -> EmbeddedStore:
@@ -108,7 +118,7 @@ def test_tuning_chooses_each_methods_expansion_and_evaluate_uses_it(
         grid = [(c["k"], c["alpha"]) for c in tuned["candidates"]]
         assert grid == [(n, a) for n, a in EXPANSION_GRID if n <= 10]
         assert tuned["map_minRk_10"] == max(c["map_minRk_10"] for c in tuned["candidates"])
-    assert json.loads(fusion_file(settings).read_text())["expansion"] == choice.expansion
+    assert json.loads(choice_file(settings).read_text())["expansion"] == choice.expansion
 
     summary = evaluate_dataset(
         settings, dataset="folder", data=str(root), methods=["cnn", "cnn+qe"], k=10,
@@ -145,11 +155,10 @@ def test_cli_evaluate_with_expansion(cli, indexed, home, capsys):
 
 
 def test_search_service_offers_expanded_methods_with_the_tuned_expansion(settings, indexed):
-    from evaluation.fusion_tuning import open_search_service
 
     _, _, validation = indexed
     choice = tune_fusion(settings, k=10, show_progress=False)
-    service = open_search_service(settings)
+    service = SearchService.open_tuned(settings)
     try:
         assert service.methods == ["bovw", "cnn", "fusion", "bovw+qe", "cnn+qe"]
         tuned = choice.expansion["cnn"]
@@ -162,6 +171,6 @@ def test_search_service_offers_expanded_methods_with_the_tuned_expansion(setting
             service.store, "cnn", vector[None, :], 8, service.expansions["cnn"], exclude=[doc]
         )[0]
         assert result.hits == expected and service.score_kind("cnn+qe") == "cosine"
-        assert result.quality(service.label_counts)["precision"] > 0
+        assert query_quality(result, service.label_counts)["precision"] > 0
     finally:
         service.close()

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import png_bytes, rgb_array
+from benchmarks.toy_extractors import ColourMomentsExtractor
 from features.base import ModelError
 from features.registry import extractor_class, load_extractor
 from indexing.datasets import FolderDataset
 from indexing.encoding import RayOptions, encode_batches
-from tests.extractors import ColourMomentsExtractor
-from tests.synthetic import png_bytes, rgb_array
 
 
 def fitted(scale: float = 1.0) -> ColourMomentsExtractor:

@@ -7,12 +7,13 @@ import os
 
 import pytest
 
-from cbir.errors import DatasetError
-from indexing.datasets import FolderDataset, folder_doc_id, open_dataset
+from benchmarks.synthetic import bomb_png, png_bytes, truncated_jpeg, write_image_folder
+from cbir.core.errors import DatasetError
+from cbir.stages.dataset import summarize_dataset
+from indexing.dataset_kinds import open_dataset
+from indexing.datasets import FolderDataset, folder_doc_id
 from indexing.skipped import SkipReport
-from indexing.summary import summarize_dataset
 from indexing.walk import walk_images
-from tests.synthetic import bomb_png, png_bytes, truncated_jpeg, write_image_folder
 
 
 def make_flat(root):

@@ -7,11 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from cbir.errors import CbirError
+from cbir.core.errors import CbirError
+from cbir.stages.evaluate import evaluate_dataset
+from cbir.stages.tune import tune_fusion
 from evaluation import ArrayRun, evaluate
-from evaluation.batch import evaluate_dataset
-from evaluation.fusion_tuning import GRID, fusion_file, fusion_for, tune_fusion
+from evaluation.fusion_tuning import GRID
 from evaluation.qrels import LabelQrels, LeaveOneOutQrels
+from indexing.fusion_expansion import choice_file, fusion_for
+from indexing.search import SearchService
 
 
 def test_leave_one_out_qrels_do_not_count_the_query_as_relevant():
@@ -42,7 +45,7 @@ def test_tuning_picks_the_best_of_the_grid_and_evaluate_uses_it(settings, indexe
     assert [(c["rule"], c["weights"]["bovw"]) for c in fused] == list(GRID)
     assert choice.value == max(c["map_minRk_10"] for c in fused) > 0
     assert {c.get("method") for c in choice.candidates} >= {"bovw", "cnn"}
-    saved = json.loads(fusion_file(settings).read_text())
+    saved = json.loads(choice_file(settings).read_text())
     assert saved["rule"] == choice.rule and saved["weights"] == choice.weights
     assert tune_fusion(settings, k=10, show_progress=False).reused
 
@@ -86,20 +89,19 @@ def test_cli_tune_fusion_prints_the_grid(cli, indexed, home, settings):
     code, out, err = cli("tune-fusion", "-k", "10")
     assert code == 0, err
     assert "16 validation queries" in out and "rrf bovw=1 cnn=1" in out
-    assert f"saved in {fusion_file(settings)}" in out
+    assert f"saved in {choice_file(settings)}" in out
 
 
 def test_search_and_the_web_page_fuse_with_the_tuned_choice(settings, indexed):
-    from evaluation.fusion_tuning import open_search_service
 
-    service = open_search_service(settings)
+    service = SearchService.open_tuned(settings)
     assert service.fusion_rule.value == "rrf" and service.fusion_weights == {
         "bovw": 1.0,
         "cnn": 1.0,
     }
     service.close()
     choice = tune_fusion(settings, k=10, show_progress=False)
-    service = open_search_service(settings)
+    service = SearchService.open_tuned(settings)
     try:
         assert service.fusion_rule.value == choice.rule
         assert service.fusion_weights == choice.weights

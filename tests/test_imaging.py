@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.synthetic import bomb_png, encode, png_bytes, rgb_array, truncated_jpeg
 from features.imaging import ImageDecodeError, decode_image
-from tests.synthetic import bomb_png, encode, png_bytes, rgb_array, truncated_jpeg
 
 
 def test_rgb_png_round_trips_exactly():

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.synthetic import class_images, encode, write_labelled_folder
+from benchmarks.toy_extractors import ColourMomentsExtractor
+from cbir.stages.index import index_dataset
+from evaluation.query_quality import query_quality
 from indexing.datasets import FolderDataset
-from indexing.pipeline import index_dataset
 from indexing.search import FUSION, IndexMissingError, SearchService, UnknownDocumentError
-from indexing.stores.base import ModelMismatchError, open_store
-from tests.extractors import ColourMomentsExtractor
-from tests.synthetic import class_images, encode, write_labelled_folder
+from indexing.stores.base import ModelMismatchError
+from indexing.stores.urls import open_store
 
 
 @pytest.fixture
@@ -116,15 +118,15 @@ def test_search_service_by_image_by_id_and_fusion(settings, folder, models):
         result = service.search_image(green, "colour", 5)
         assert [h.label for h in result.hits] == ["green"] * 5
         assert result.hits[0].score >= result.hits[-1].score
-        assert result.query.doc_id is None and result.quality(service.label_counts) is None
+        assert result.query.doc_id is None and query_quality(result, service.label_counts) is None
         # A test image (not indexed) by id: labelled, so P@k and AP are known.
         by_test = service.search_id("test/blue/000.png", "colour", 4)
-        quality = by_test.quality(service.label_counts)
+        quality = query_quality(by_test, service.label_counts)
         assert quality["precision"] == 1.0 and quality["ap"] == 1.0 and quality["relevant"] == 12
         # An indexed image by id: its stored vector, itself left out of the results.
         by_train = service.search_id("train/red/003.png", "colour", 11)
         assert "train/red/003.png" not in [h.doc_id for h in by_train.hits]
-        assert by_train.quality(service.label_counts)["relevant"] == 11
+        assert query_quality(by_train, service.label_counts)["relevant"] == 11
         fused = service.search_id("train/red/003.png", FUSION, 5)
         assert len(fused.hits) == 5 and all(h.label == "red" for h in fused.hits)
         png = service.image_png("test/blue/000.png")

@@ -7,13 +7,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cbir.config import Settings
-from evaluation.batch import evaluate_dataset
-from indexing.datasets import FolderDataset
-from indexing.pipeline import index_dataset
+from benchmarks.web_index import build_indexed_folder
+from cbir.core.config import Settings
+from cbir.stages.evaluate import evaluate_dataset
 from notebooks.execute import NOTEBOOKS, execute, inject_parameters, machine_paths, scrub_paths
-from tests.extractors import ColourMomentsExtractor, ThumbnailExtractor
-from tests.synthetic import write_labelled_folder
 
 LABELS = ("red", "green", "blue", "yellow")
 
@@ -27,23 +24,8 @@ def build_evaluated(root: Path) -> Settings:
     Layout under `root`: data/ (train/<label>/, test/<label>/), models/, home/ (CBIR_HOME:
     index/, runs/folder/). The two test extractors rank differently, so APs disagree.
     """
-    data = write_labelled_folder(root / "data", labels=LABELS, train=20, test=5, spread=70)
-    dataset = FolderDataset(data)
-    train = [dataset.image(r) for r in dataset.records("train")]
-    models = {
-        "bovw": ColourMomentsExtractor().fit(train).save(root / "models" / "bovw"),
-        "cnn": ThumbnailExtractor(4).fit(train).save(root / "models" / "cnn"),
-    }
-    settings = Settings.resolve(env={}, home=root / "home")
-    index_dataset(
-        settings,
-        dataset="folder",
-        data=str(data),
-        methods=("bovw", "cnn"),
-        models=models,
-        ray=None,
-        show_progress=False,
-    )
+    built = build_indexed_folder(root, labels=LABELS, train=20, test=5, spread=70)
+    settings, data = built.settings, built.data
     evaluate_dataset(
         settings, dataset="folder", data=str(data), k=10, ray=None, show_progress=False
     )

@@ -7,14 +7,15 @@ import threading
 import numpy as np
 import pytest
 
-from cbir.config import Settings
-from indexing.pipeline import index_dataset
+from benchmarks.synthetic import class_images
+from benchmarks.toy_extractors import ColourMomentsExtractor
+from benchmarks.web_index import build_web_index
+from cbir.core.config import Settings
+from cbir.stages.index import index_dataset
 from indexing.search import IndexMissingError, SearchService
 from indexing.service_holder import ServiceHolder
-from indexing.stores.base import StoreError, open_store
-from tests.extractors import ColourMomentsExtractor
-from tests.synthetic import class_images
-from tests.web_index import build_web_index
+from indexing.stores.base import StoreError
+from indexing.stores.urls import open_store
 
 
 class FakeService:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from features.base import ModelInfo
-from indexing.stores import Document, ModelMismatchError, StoreError, open_store
+from indexing.stores import Document, ModelMismatchError, StoreError
+from indexing.stores.urls import open_store
 
 ES_URL = os.environ.get("CBIR_ES_URL")
 CNN = ModelInfo("cnn", 8, "cnn-0001")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from cbir.config import Settings
-from indexing.stores import StoreError, open_store
+from cbir.core.config import Settings
+from indexing.stores import StoreError
 from indexing.stores.embedded import EmbeddedStore
 from indexing.stores.es_connection import IndexOptions, parse_es_url
+from indexing.stores.urls import open_store
 
 
 def test_the_default_store_is_embedded_under_cbir_home(tmp_path):

@@ -1,4 +1,4 @@
-"""The JSON API on the generated index (tests/web_index.py): search, images, health, stats."""
+"""The JSON API on the generated index (benchmarks/web_index.py): search, images, health, stats."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from tests.synthetic import class_images, encode
-from tests.web_index import LABELS, TRAIN_PER_LABEL
+from benchmarks.synthetic import class_images, encode
+from benchmarks.web_index import LABELS, TRAIN_PER_LABEL
 
 
 def green_png(seed: int = 4242) -> bytes:

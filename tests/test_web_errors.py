@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from app import create_app
-from cbir.config import Settings
+from benchmarks.synthetic import bomb_png, encode, truncated_jpeg
+from cbir.core.config import Settings
 from indexing.search import SearchService
-from tests.synthetic import bomb_png, encode, truncated_jpeg
 from tests.test_web_api import green_png, upload
 
 

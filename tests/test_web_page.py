@@ -7,8 +7,8 @@ import os
 import re
 
 from app import create_app
-from cbir.config import Settings
-from tests.web_index import LABELS, TRAIN_PER_LABEL
+from benchmarks.web_index import LABELS, TRAIN_PER_LABEL
+from cbir.core.config import Settings
 
 
 def summary(finished: str | None, bovw: float, cnn: float) -> dict:
@@ -129,7 +129,7 @@ def test_without_an_index_the_page_explains_which_command_builds_it(home):
 
 
 def test_an_index_built_after_the_start_is_picked_up(home, tmp_path):
-    from tests.web_index import build_web_index
+    from benchmarks.web_index import build_web_index
 
     later = tmp_path / "later"
     settings = Settings.resolve(env={}, home=home, store=f"local:{later / 'home' / 'index'}")
@@ -168,7 +168,7 @@ def test_create_app_without_config_reads_the_environment(monkeypatch, web_index,
 def test_an_index_whose_dataset_is_gone_is_503_not_a_client_error(home, tmp_path):
     import shutil
 
-    from tests.web_index import build_web_index
+    from benchmarks.web_index import build_web_index
 
     settings = build_web_index(tmp_path)
     shutil.rmtree(tmp_path / "data")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cbir.commands.index import add_ray_arguments, ray_options
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 NAME = "bench"
 HELP = (
@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from benchmarks.suite import parse_parts, run_bench
     from benchmarks.table import table
+    from cbir.stages.bench import parse_parts, run_bench
 
     results = run_bench(
         settings,

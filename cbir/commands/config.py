@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 NAME = "config"
 HELP = "print the effective configuration (environment variables and flags)"

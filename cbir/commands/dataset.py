@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 NAME = "dataset"
 HELP = "locate a dataset (CIFAR-10 or a folder), decode every image once and print a summary"
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from indexing.summary import summarize_dataset
+    from cbir.stages.dataset import summarize_dataset
 
     result = summarize_dataset(settings, args.dataset, args.data, report_path=args.report)
     for line in result.summary.lines():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cbir.commands.index import add_ray_arguments, method_list, ray_options
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 NAME = "evaluate"
 HELP = "query the index with the test split, write qrels/run files (TREC) and a summary table"
@@ -25,7 +25,7 @@ def weight_list(value: str) -> dict[str, float]:
 
 
 def expansion_arg(value: str):
-    from cbir.errors import CbirError
+    from cbir.core.errors import CbirError
     from indexing.expansion import Expansion
 
     try:
@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from evaluation.batch import evaluate_dataset
+    from cbir.stages.evaluate import evaluate_dataset
     from evaluation.summary import summary_table
 
     summary = evaluate_dataset(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 NAME = "index"
 HELP = "encode the index side of a dataset (CIFAR-10 train split, or a folder) into a store"
@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 
 def parse_models(pairs: list[str]) -> dict[str, str]:
-    from cbir.errors import CbirError
+    from cbir.core.errors import CbirError
 
     models = {}
     for pair in pairs:
@@ -78,7 +78,7 @@ def parse_models(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from indexing.pipeline import index_dataset
+    from cbir.stages.index import index_dataset
 
     report = index_dataset(
         settings,

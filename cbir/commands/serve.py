@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 import sys
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 NAME = "serve"
 HELP = "serve the search page and the JSON API (waitress, http://127.0.0.1:5000/ by default)"
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from app import create_app, serve
-    from cbir.errors import CbirError
+    from cbir.core.errors import CbirError
 
     if not 0 <= args.port <= 65535:
         raise CbirError(f"--port must be from 0 to 65535, got {args.port}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 NAME = "train"
 HELP = (

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 HELP = "fit the BoVW model (SIFT vocabulary, colour words, idf, PCA) on a sample of the train split"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from cbir.stages.train_bovw import DEFAULT_IMAGES
     from features.bovw_config import BovwConfig
-    from indexing.train_bovw import DEFAULT_IMAGES
 
     d = BovwConfig()
     parser.add_argument("--dataset", default="cifar10", help="cifar10 (default) or folder")
@@ -109,7 +109,7 @@ def params_from(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from indexing.train_bovw import train_bovw
+    from cbir.stages.train_bovw import train_bovw
 
     result = train_bovw(
         settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 HELP = (
     "train the CIFAR embedding network on the train split (validation carved out of it), "
@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from features.cnn_stage import train_cnn
+    from cbir.stages.train_cnn import train_cnn
     from features.cnn_train import TrainConfig
 
     config = TrainConfig(
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         widths=tuple(int(w) for w in args.widths.split(",")),
     )
     if args.tune:
-        from features.cnn_tune import tune_cnn
+        from cbir.stages.train_cnn import tune_cnn
 
         config = tune_cnn(
             settings,

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 NAME = "trec-eval"
 HELP = "evaluate a TREC run against qrels; prints what trec_eval 9.0.8 prints"
@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from cbir.progress import Stopwatch, summary_line
-    from evaluation.files import evaluate_files
+    from cbir.core.progress import Stopwatch, summary_line
+    from cbir.stages.trec_eval import evaluate_files
     from evaluation.report import to_json, trec_eval_lines
 
     clock = Stopwatch()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cbir.config import Settings
+from cbir.core.config import Settings
 
 NAME = "tune-fusion"
 HELP = (
@@ -26,13 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from cbir.progress import Stopwatch
-    from evaluation.fusion_tuning import fusion_file, tune_fusion
+    from cbir.core.progress import Stopwatch
+    from cbir.stages.tune import tune_fusion
+    from indexing.fusion_expansion import choice_file
 
     clock = Stopwatch()
     choice = tune_fusion(settings, validation=args.validation, k=args.k, force=args.force)
     if choice.reused:
-        print(f"reused the choice in {fusion_file(settings)} (same models, validation list and k)")
+        print(f"reused the choice in {choice_file(settings)} (same models, validation list and k)")
     else:
         print(f"{choice.queries:,} validation queries from {choice.validation_file}")
         for candidate in choice.candidates:
@@ -53,6 +54,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     weights = ", ".join(f"{m}={w:g}" for m, w in choice.weights.items())
     print(
         f"fusion: {choice.rule} ({weights}), {choice.measure} {choice.value:.4f} on validation; "
-        f"saved in {fusion_file(settings)} ({clock.seconds:.1f} s)"
+        f"saved in {choice_file(settings)} ({clock.seconds:.1f} s)"
     )
     return 0

@@ -7,8 +7,8 @@ from indexing.stores.base import (
     StoreError,
     VectorStore,
     documents_from,
-    open_store,
 )
+from indexing.stores.urls import open_store
 
 __all__ = [
     "Document",

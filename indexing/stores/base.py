@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from cbir.errors import CbirError
+from cbir.core.errors import CbirError
 from features.base import ModelInfo
 
 if TYPE_CHECKING:
-    from cbir.config import Settings
     from indexing.datasets import ImageRecord
 
 # Keyword fields every document has; vector field names must differ from them.
@@ -203,33 +202,28 @@ def describe_model(info: ModelInfo) -> str:
     return f"{info.name} (dim {info.dim}, fingerprint {info.fingerprint})"
 
 
-def open_store(
-    url: str | None = None,
-    settings: Settings | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-) -> VectorStore:
-    """Open the store at `url` (default: `settings.store`, i.e. CBIR_STORE).
+def search_leaving_out(
+    store: VectorStore,
+    field: str,
+    vectors: np.ndarray,
+    k: int,
+    leave_out: Sequence[str | None],
+    **options: Any,
+) -> list[list[Hit]]:
+    """`store.search`, each query's own doc id (None: nothing) left out of its top `k`.
 
-    `local:PATH` is the embedded store in directory PATH; `http(s)://host:port[/INDEX]
-    [?index_options=TYPE]` is Elasticsearch (index `cbir` by default), with credentials
-    from CBIR_ES_USER / CBIR_ES_PASSWORD or CBIR_ES_API_KEY in `env` (default os.environ).
+    An indexed query comes back first with cosine 1, so one more hit is asked for whenever a
+    query leaves itself out. `options` go to `store.search` (model, exact, num_candidates).
     """
-    if url is None:
-        if settings is None:
-            from cbir.config import Settings
+    extra = int(any(doc_id is not None for doc_id in leave_out))
+    return drop_left_out(store.search(field, vectors, k + extra, **options), leave_out, k)
 
-            settings = Settings.resolve(env=env)
-        url = settings.store
-    if url.startswith("local:"):
-        from indexing.stores.embedded import EmbeddedStore
 
-        return EmbeddedStore.open(url)
-    if url.startswith(("http://", "https://")):
-        from indexing.stores.es import ElasticsearchStore
-
-        return ElasticsearchStore.open(url, env=env)
-    raise StoreError(
-        f"store URL {url!r} is neither local:PATH (embedded) nor http(s)://host:port "
-        "(Elasticsearch); set CBIR_STORE or --store"
-    )
+def drop_left_out(
+    hit_lists: Sequence[Sequence[Hit]], leave_out: Sequence[str | None], k: int
+) -> list[list[Hit]]:
+    """Each list without its query's doc id, cut to `k`."""
+    return [
+        [h for h in hits if h.doc_id != doc_id][:k]
+        for hits, doc_id in zip(hit_lists, leave_out, strict=True)
+    ]

@@ -1,7 +1,16 @@
-"""`cbir train cnn` as a function: train (or wrap a backbone), save, write the model card."""
+"""`cbir train cnn` as a function: train (or wrap a backbone), save, write the model card.
+
+`--tune N` (`tune_cnn`) first runs a small Ray Tune search over the optimizer's two main
+rates: for SGD the learning rate and weight decay, for Muon the filters' and the biases'
+learning rates. N trials sample both on a log scale around airbench's values; each trains for
+a few epochs on the train part and reports validation accuracy after every epoch, and the
+ASHA scheduler stops the weak ones early. Only the validation split carved out of train is
+looked at.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import shlex
@@ -10,12 +19,17 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from cbir.config import Settings
-from cbir.progress import progress, summary_line
+from cbir.core.config import Settings
+from cbir.core.progress import progress, summary_line
+from evaluation.validation import validation_retrieval
 from features.cnn import CnnExtractor
-from features.cnn_train import EpochStats, TrainConfig
+from features.cnn_fit import carve_validation, fit_cifarnet
+from features.cnn_train import EpochStats, TrainConfig, train_network
+from indexing.arrays import split_arrays
+from indexing.dataset_kinds import open_dataset
 
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
@@ -55,14 +69,10 @@ def train_cnn(
         echo(f"saved {arch} ({extractor.weights_tag}) to {out}")
         return out
 
-    from indexing.arrays import split_arrays
-    from indexing.datasets import open_dataset
-
     ds = open_dataset(dataset, settings, data)
     arrays = split_arrays(ds, "train", side=32, show_progress=show_progress)
     config = config or TrainConfig()
     extractor = CnnExtractor(arch="cifarnet", widths=config.widths, num_classes=len(arrays.classes))
-    from features.cnn_fit import fit_cifarnet
 
     bar = progress(total=None, desc="train cnn", unit="step", disable=not show_progress)
 
@@ -80,7 +90,14 @@ def train_cnn(
 
     images = arrays.images[:] if hasattr(arrays.images, "shape") else arrays.images
     report = fit_cifarnet(
-        extractor, images, arrays.labels, config, val_fraction, on_epoch=on_epoch, on_step=on_step
+        extractor,
+        images,
+        arrays.labels,
+        config,
+        val_fraction,
+        on_epoch=on_epoch,
+        on_step=on_step,
+        score_retrieval=validation_retrieval,
     )
     bar.close()
     extractor.save(out)
@@ -146,3 +163,73 @@ def _write_card(out: Path, card: dict) -> None:
                 f"{e['val_accuracy']:.4f} | {e['seconds']:.1f} |"
             )
     (out / CARD_MD).write_text("\n".join(lines) + "\n")
+
+
+# The two TrainConfig fields each optimizer's search varies.
+SEARCHED = {"sgd": ("lr", "weight_decay"), "muon": ("muon_lr", "bias_lr")}
+
+
+def _trial(config: dict, images: np.ndarray, labels: np.ndarray, base: dict) -> None:
+    from ray import tune
+
+    train_rows, val_rows = carve_validation(labels, base["val_fraction"], base["seed"])
+    settings = {k: v for k, v in base.items() if k != "val_fraction"}
+    settings["widths"] = tuple(settings["widths"])
+    trial = TrainConfig(**{**settings, **config})
+    train_network(
+        images[train_rows],
+        labels[train_rows],
+        images[val_rows],
+        labels[val_rows],
+        trial,
+        num_classes=int(labels.max()) + 1,
+        on_epoch=lambda s: tune.report({"val_accuracy": s.val_accuracy, "epoch": s.epoch}),
+    )
+
+
+def tune_cnn(
+    settings: Settings,
+    dataset: str,
+    data: str | None,
+    config: TrainConfig,
+    val_fraction: float,
+    trials: int,
+    epochs: int,
+    address: str | None = None,
+) -> TrainConfig:
+    """Search the optimizer's two rates with ASHA; returns `config` with the best values."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    searched = SEARCHED[config.optimizer]
+    arrays = split_arrays(open_dataset(dataset, settings, data), "train", side=32)
+    images = np.ascontiguousarray(arrays.images)
+    base = {**config.to_json(), "epochs": epochs, "threads": 1, "val_fraction": val_fraction}
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    tuner = tune.Tuner(
+        tune.with_resources(
+            tune.with_parameters(_trial, images=images, labels=arrays.labels, base=base),
+            {"cpu": 1},
+        ),
+        param_space={
+            name: tune.loguniform(getattr(config, name) / 3, getattr(config, name) * 3)
+            for name in searched
+        },
+        tune_config=tune.TuneConfig(
+            metric="val_accuracy",
+            mode="max",
+            num_samples=trials,
+            scheduler=ASHAScheduler(max_t=epochs, grace_period=1, time_attr="epoch"),
+        ),
+        run_config=tune.RunConfig(storage_path=str((settings.home / "tune").resolve()), verbose=1),
+    )
+    best = tuner.fit().get_best_result()
+    chosen = {name: best.config[name] for name in searched}
+    values = ", ".join(f"{name} {value:.4g}" for name, value in chosen.items())
+    print(
+        f"tune: best of {trials} trials ({config.optimizer}): {values}, "
+        f"validation accuracy {best.metrics['val_accuracy']:.4f}"
+    )
+    return dataclasses.replace(config, **chosen)

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from cbir.config import Settings
-from cbir.errors import CbirError
-from cbir.progress import Stopwatch, summary_line
-from indexing.datasets import Dataset, DatasetKind, ImageRecord, Split, open_dataset
+from cbir.core.config import Settings
+from cbir.core.errors import CbirError
+from cbir.core.progress import Stopwatch, summary_line
+from indexing.dataset_kinds import open_dataset
+from indexing.datasets import Dataset, DatasetKind, ImageRecord, index_side, limit_per_label
 from indexing.encoding import LOCAL_RAY, RayOptions, encode_batches
 from indexing.models import load_models, model_dirs
 from indexing.skipped import SkipReport
-from indexing.stores.base import documents_from, open_store
+from indexing.stores.base import documents_from
+from indexing.stores.urls import open_store
 
 INDEX_META_VERSION = 1
 
@@ -51,29 +53,6 @@ class IndexReport:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def index_side(dataset: Dataset) -> list[ImageRecord]:
-    """The records that go into the index: the train split when the dataset has splits, else all."""
-    train = dataset.records(Split.TRAIN)
-    if train or dataset.name == DatasetKind.CIFAR10.value:
-        return train
-    return dataset.records()
-
-
-def limit_per_label(records: Sequence[ImageRecord], limit: int | None) -> list[ImageRecord]:
-    """The first `limit` records of each label, in order (None keeps all): small runs for CI."""
-    if limit is None:
-        return list(records)
-    if limit <= 0:
-        raise CbirError(f"--limit must be positive, got {limit}")
-    taken: dict[str | None, int] = {}
-    out = []
-    for record in records:
-        if taken.get(record.label, 0) < limit:
-            taken[record.label] = taken.get(record.label, 0) + 1
-            out.append(record)
-    return out
 
 
 def index_dataset(

@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from cbir.config import Settings
-from cbir.errors import DatasetError
-from cbir.progress import Stopwatch, progress, summary_line
+from cbir.core.config import Settings
+from cbir.core.errors import DatasetError
+from cbir.core.progress import Stopwatch, progress, summary_line
 from features.base import MANIFEST, ModelError, read_manifest
 from features.bovw import BovwExtractor
 from features.bovw_config import BovwConfig
 from features.bovw_report import VocabularyReport
 from features.imaging import ImageDecodeError
-from indexing.datasets import Dataset, ImageRecord, open_dataset
-from indexing.pipeline import index_side
+from indexing.dataset_kinds import open_dataset
+from indexing.datasets import Dataset, ImageRecord, index_side
 
 TRAINING_FILE = "training.json"
 DEFAULT_IMAGES = 10_000

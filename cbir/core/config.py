@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from cbir.errors import ConfigError
+from cbir.core.errors import ConfigError
 
 DEFAULT_HOME = "./var"
 DEFAULT_MAX_PIXELS = 40_000_000

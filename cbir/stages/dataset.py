@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cbir.config import Settings
-from cbir.progress import Stopwatch, progress, summary_line
+from cbir.core.config import Settings
+from cbir.core.progress import Stopwatch, progress, summary_line
 from features.imaging import ImageDecodeError, decode_image
-from indexing.datasets import Dataset, DatasetKind, DatasetSummary, open_dataset
+from indexing.dataset_kinds import open_dataset
+from indexing.datasets import Dataset, DatasetKind, DatasetSummary
 
 
 @dataclass(frozen=True)

@@ -15,69 +15,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from cbir.config import Settings
-from cbir.errors import CbirError
-from cbir.progress import Stopwatch
+from cbir.core.config import Settings
+from cbir.core.errors import CbirError
+from cbir.core.progress import Stopwatch
 from evaluation.evaluate import evaluate
 from evaluation.qrels import LabelQrels
 from evaluation.run import ArrayRun
-from evaluation.summary import measures_for, summary_markdown
+from evaluation.summary import EvaluationSummary, MethodResult, measures_for, summary_markdown
 from evaluation.trec_write import write_qrels, write_run
-from indexing.datasets import ImageRecord, Split, open_dataset
+from indexing.dataset_kinds import open_dataset
+from indexing.datasets import ImageRecord, Split, limit_per_label
 from indexing.encoding import LOCAL_RAY, RayOptions, encode_batches
-from indexing.expansion import Expansion, base_method, expanded_search, is_expanded
+from indexing.expansion import Expansion, expanded_search
 from indexing.fusion import FusionRule, fuse
+from indexing.fusion_expansion import expansion_for, fusion_for
+from indexing.indexed import indexed_documents
+from indexing.methods import FUSION, MethodName
 from indexing.models import load_models
-from indexing.pipeline import limit_per_label
-from indexing.search import FUSION
 from indexing.skipped import SkipReport
-from indexing.stores.base import Hit, VectorStore, check_model, open_store
+from indexing.stores.base import Hit, VectorStore, check_model
+from indexing.stores.urls import open_store
 
 DEFAULT_FUSION_WEIGHTS = {"bovw": 1.0, "cnn": 1.0}
-
-
-@dataclass
-class MethodResult:
-    measures: dict[str, float]
-    per_label: dict[str, dict[str, float]]
-    run_file: str
-    search_seconds: float
-    model: dict | None = None  # name, dim, fingerprint (None for fusion)
-
-
-@dataclass
-class EvaluationSummary:
-    dataset: str
-    store: str
-    queries: int
-    documents: int
-    k: int
-    exact: bool
-    methods: dict[str, MethodResult]
-    encode_seconds: float
-    qrels_file: str
-    out_dir: str
-    fusion: dict = field(default_factory=dict)
-    expansion: dict = field(default_factory=dict)  # "cnn+qe" -> k, alpha, where they came from
-    skipped_queries: list[dict] = field(default_factory=list)
-    finished: str = ""
-    reused: bool = False
-
-    def to_json(self) -> dict:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("methods", "reused")}
-        data["methods"] = {m: r.__dict__ for m, r in self.methods.items()}
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> EvaluationSummary:
-        methods = {m: MethodResult(**r) for m, r in data["methods"].items()}
-        return cls(**{**data, "methods": methods})
 
 
 def evaluate_dataset(
@@ -110,8 +74,14 @@ def evaluate_dataset(
     if k <= 0:
         raise CbirError(f"-k must be positive, got {k}")
     methods = list(dict.fromkeys(methods))
-    base = list(dict.fromkeys(base_method(m) for m in methods if m != FUSION))
-    if FUSION in methods:
+    names = [MethodName.parse(m) for m in methods]
+    if any(n.is_fusion and n.expanded for n in names):
+        raise CbirError(
+            f"query expansion works on one method's vectors: {FUSION}+qe does not exist"
+        )
+    base = list(dict.fromkeys(n.base for n in names if not n.is_fusion))
+    fused = MethodName(FUSION) in names
+    if fused:
         base = list(dict.fromkeys([*base, *DEFAULT_FUSION_WEIGHTS]))
     url = store_url or settings.store
     out = Path(out_dir) if out_dir else settings.runs_dir / dataset
@@ -125,9 +95,9 @@ def evaluate_dataset(
         _check_index(store, base, url)
         exact = exact or url.startswith("local:")
         models = _models_of(store, base)
-        docnos, doc_labels = _indexed_documents(store, ds, base)
+        docnos, doc_labels = indexed_documents(store, ds, base)
         fusion_rule, weights, fusion = _fusion_options(
-            settings, store, base, fusion_rule, fusion_weights, FUSION in methods
+            settings, store, base, fusion_rule, fusion_weights, fused
         )
         expansions = _expansion_options(settings, store, methods, expansion)
         key = _cache_key(store, base, methods, docnos, queries, k, exact, num_candidates, fusion)
@@ -160,16 +130,18 @@ def evaluate_dataset(
                     method, hit_lists[method], kept, docnos, qrels, out, seconds, k
                 )
                 results[method].model = models[method].to_json()
-        if FUSION in methods:
+        if fused:
             clock = Stopwatch()
-            fused = [
+            fused_hits = [
                 fuse({m: hit_lists[m][i] for m in base}, k, fusion_rule, weights)
                 for i in range(len(kept))
             ]
-            results[FUSION] = _measure(FUSION, fused, kept, docnos, qrels, out, clock.seconds, k)
+            results[FUSION] = _measure(
+                FUSION, fused_hits, kept, docnos, qrels, out, clock.seconds, k
+            )
         for method, options in expansions.items():
             clock = Stopwatch()
-            m = base_method(method)
+            m = MethodName.parse(method).base
             chosen = Expansion(options["k"], options["alpha"])
             hits = expanded_search(
                 store,
@@ -213,8 +185,6 @@ def evaluate_dataset(
 def _fusion_options(settings, store, base, rule, weights, wanted: bool):
     """(rule, weights, the summary's `fusion` entry): explicit options, else the tuned choice."""
     if rule is None and weights is None and set(DEFAULT_FUSION_WEIGHTS) <= set(base):
-        from evaluation.fusion_tuning import fusion_for
-
         rule, weights, provenance = fusion_for(
             settings, {m: store.fields[m].fingerprint for m in DEFAULT_FUSION_WEIGHTS}
         )
@@ -228,16 +198,15 @@ def _fusion_options(settings, store, base, rule, weights, wanted: bool):
 
 def _expansion_options(settings, store, methods, expansion: Expansion | None) -> dict:
     """Each `<m>+qe` method's k and alpha with their provenance: explicit, else tuned."""
-    from evaluation.fusion_tuning import expansion_for
-
     options = {}
     for method in methods:
-        if not is_expanded(method):
+        name = MethodName.parse(method)
+        if not name.expanded:
             continue
         if expansion is not None:
             chosen, provenance = expansion, {"source": "command line"}
         else:
-            m = base_method(method)
+            m = name.base
             chosen, provenance = expansion_for(settings, m, store.fields[m].fingerprint)
         options[method] = {"k": chosen.k, "alpha": chosen.alpha, **provenance}
     return options
@@ -268,20 +237,6 @@ def _models_of(store: VectorStore, methods: Sequence[str]):
     for m in methods:
         check_model(m, store.fields[m], infos[m], store.url)
     return infos
-
-
-def _indexed_documents(
-    store: VectorStore, ds, methods: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    """The indexed documents (in any of the fields) with their labels, from the dataset records."""
-    ids = set().union(*(store.ids_with(m) for m in methods))
-    records = [r for r in ds.records() if r.doc_id in ids]
-    if len(records) != len(ids):
-        raise CbirError(
-            f"{len(ids) - len(records)} indexed documents are not in dataset {ds.source}; "
-            "evaluate with the dataset the index was built from"
-        )
-    return [r.doc_id for r in records], [r.label for r in records]
 
 
 def _encode_queries(

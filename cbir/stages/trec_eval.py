@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from cbir.progress import progress
+from cbir.core.progress import progress
 from evaluation.evaluate import Evaluation, evaluate
 from evaluation.measures import DEFAULT_MEASURES, parse_measures
 from evaluation.trec_io import Progress, read_qrels, read_run

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cbir.config import Settings
-from cbir.errors import CbirError
+from cbir.core.config import Settings
+from cbir.core.errors import CbirError
 from features.base import ModelError, read_manifest
 from features.registry import METHODS
 from indexing.encoding import LOCAL_RAY, RayOptions
@@ -192,7 +192,7 @@ def run_stage(stage: str, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _has_index(settings: Settings) -> bool:
-    from indexing.stores.base import open_store
+    from indexing.stores.urls import open_store
 
     try:
         with open_store(settings.store, settings) as store:

@@ -1,4 +1,4 @@
-"""A tiny extractor for testing the shared machinery (base class, registry, Ray path)."""
+"""Tiny extractors for testing the shared machinery (base class, registry, Ray path, stores)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,44 @@ import numpy as np
 from features.base import Extractor, l2_normalise
 
 
-class ColourMomentsExtractor(Extractor):
+class CentredExtractor(Extractor):
+    """Raw features (`raw`, float64 (n, dim)) centred on the train mean, then L2-normalised."""
+
+    def __init__(self) -> None:
+        self.centre: np.ndarray | None = None
+
+    def raw(self, images) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.centre is not None
+
+    def fit(self, images, labels=None):
+        self.centre = self.raw(images).mean(0)
+        return self
+
+    def encode(self, images) -> np.ndarray:
+        return l2_normalise(self.raw(images) - self.centre)
+
+    def save_state(self, directory: Path) -> None:
+        np.save(directory / "centre.npy", self.centre)
+
+    def load_state(self, directory: Path) -> None:
+        self.centre = np.load(directory / "centre.npy")
+
+    def state_digest(self) -> bytes:
+        return np.ascontiguousarray(self.centre).tobytes()
+
+
+class ColourMomentsExtractor(CentredExtractor):
     """Per-channel mean and standard deviation, centred on the train mean: 6 dimensions."""
 
     name = "colour-moments"
 
     def __init__(self, scale: float = 1.0):
+        super().__init__()
         self.scale = scale
-        self.centre: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
@@ -26,41 +56,21 @@ class ColourMomentsExtractor(Extractor):
     def params(self) -> dict:
         return {"scale": self.scale}
 
-    @property
-    def is_fitted(self) -> bool:
-        return self.centre is not None
-
-    def _moments(self, images) -> np.ndarray:
+    def raw(self, images) -> np.ndarray:
         rows = [
             np.concatenate([im.reshape(-1, 3).mean(0), im.reshape(-1, 3).std(0)]) for im in images
         ]
         return np.asarray(rows, dtype=np.float64) * self.scale
 
-    def fit(self, images, labels=None):
-        self.centre = self._moments(images).mean(0)
-        return self
 
-    def encode(self, images) -> np.ndarray:
-        return l2_normalise(self._moments(images) - self.centre)
-
-    def save_state(self, directory: Path) -> None:
-        np.save(directory / "centre.npy", self.centre)
-
-    def load_state(self, directory: Path) -> None:
-        self.centre = np.load(directory / "centre.npy")
-
-    def state_digest(self) -> bytes:
-        return np.ascontiguousarray(self.centre).tobytes()
-
-
-class ThumbnailExtractor(Extractor):
+class ThumbnailExtractor(CentredExtractor):
     """The image shrunk to side x side pixels, centred on the train mean: a second, different method."""
 
     name = "thumbnail"
 
     def __init__(self, side: int = 4):
+        super().__init__()
         self.side = side
-        self.centre: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
@@ -70,11 +80,7 @@ class ThumbnailExtractor(Extractor):
     def params(self) -> dict:
         return {"side": self.side}
 
-    @property
-    def is_fitted(self) -> bool:
-        return self.centre is not None
-
-    def _pixels(self, images) -> np.ndarray:
+    def raw(self, images) -> np.ndarray:
         from PIL import Image
 
         small = [
@@ -82,22 +88,6 @@ class ThumbnailExtractor(Extractor):
             for im in images
         ]
         return np.asarray(small, dtype=np.float64).reshape(len(images), -1)
-
-    def fit(self, images, labels=None):
-        self.centre = self._pixels(images).mean(0)
-        return self
-
-    def encode(self, images) -> np.ndarray:
-        return l2_normalise(self._pixels(images) - self.centre)
-
-    def save_state(self, directory: Path) -> None:
-        np.save(directory / "centre.npy", self.centre)
-
-    def load_state(self, directory: Path) -> None:
-        self.centre = np.load(directory / "centre.npy")
-
-    def state_digest(self) -> bytes:
-        return np.ascontiguousarray(self.centre).tobytes()
 
 
 class WeightedMomentsExtractor(ColourMomentsExtractor):
@@ -113,5 +103,5 @@ class WeightedMomentsExtractor(ColourMomentsExtractor):
     def params(self) -> dict:
         return {"scale": self.scale, "weights": list(self.weights)}
 
-    def _moments(self, images) -> np.ndarray:
-        return super()._moments(images) * np.asarray(self.weights)
+    def raw(self, images) -> np.ndarray:
+        return super().raw(images) * np.asarray(self.weights)

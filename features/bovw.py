@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from features.base import Extractor, ModelError
+from features.base import Extractor, ModelError, l2_normalise
 from features.bovw_config import BovwConfig
 from features.bovw_fit import ImageFeatures, fit_bovw
 from features.bovw_report import VocabularyReport
@@ -29,7 +29,6 @@ from features.sift import SiftSampler, root_sift
 from features.vocabulary import (
     cell_of,
     fit_kmeans,
-    l2_rows,
     pool_cells,
     pyramid,
     soft_assign,
@@ -153,7 +152,7 @@ class BovwExtractor(Extractor):
         """float32 (m, 128) unit-length descriptors: RootSIFT, or L2-normalised SIFT."""
         if self.config.root_sift:
             return root_sift(descriptors)
-        return l2_rows(descriptors.astype(np.float32))
+        return l2_normalise(descriptors.astype(np.float32))
 
     def word_cells(self, features: ImageFeatures, usage: np.ndarray | None = None) -> np.ndarray:
         """Soft word counts on the finest pyramid grid: float32 (n, grid*grid, k).
@@ -194,8 +193,8 @@ class BovwExtractor(Extractor):
             )
             blocks.append(c.colour_weight * pyramid(counts, c.colour_grid, c.colour_pyramid))
         if c.hog:
-            blocks.append(c.hog_weight * l2_rows(features.hogs))
-        return l2_rows(np.concatenate(blocks, axis=1))
+            blocks.append(c.hog_weight * l2_normalise(features.hogs))
+        return l2_normalise(np.concatenate(blocks, axis=1))
 
     def project(self, raw: np.ndarray) -> np.ndarray:
         """Centre and PCA-project raw vectors float32 (n, raw_dim) to unit float32 (n, dim).
@@ -207,7 +206,7 @@ class BovwExtractor(Extractor):
         empty = ~raw.any(axis=1)
         # float64 so that the float32 result does not depend on the row's place in the batch
         centred = raw.astype(np.float64) - self.mean
-        out = l2_rows((centred @ self._components64()).astype(np.float32))
+        out = l2_normalise((centred @ self._components64()).astype(np.float32))
         out[empty] = 0.0
         return out
 

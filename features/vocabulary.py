@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from features.base import ModelError
+from features.base import ModelError, l2_normalise
 
 ROWS = 16_384  # descriptors per distance recomputation step (bounds the gathered centres)
 
@@ -135,14 +135,8 @@ def pyramid(
         h = fine.reshape(n, level, f, level, f, k).sum(axis=(2, 4)).reshape(n, level * level * k)
         if idf is not None:
             h = (h.reshape(n, level * level, k) * idf).reshape(n, -1)
-        blocks.append(l2_rows(np.sqrt(h)) * weight)
-    return l2_rows(np.concatenate(blocks, axis=1))
-
-
-def l2_rows(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows of float32 (n, d) scaled to unit length; zero rows stay zero."""
-    v = np.asarray(v, dtype=np.float32)
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), eps)
+        blocks.append(l2_normalise(np.sqrt(h)) * weight)
+    return l2_normalise(np.concatenate(blocks, axis=1))
 
 
 def smoothed_idf(document_frequency: np.ndarray, n_documents: int) -> np.ndarray:

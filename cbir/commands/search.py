@@ -26,30 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from cbir.core.errors import CbirError
-    from evaluation.query_quality import query_quality
-    from features.imaging import decode_image
+    from cbir.stages.search import search
     from indexing.methods import MethodName
-    from indexing.search import SearchService
 
-    if (args.image is None) == (args.doc_id is None):
-        raise CbirError("give an image file or --id DOC_ID (one of them)")
-    service = SearchService.open_tuned(settings)
-    try:
-        if args.image is not None:
-            image = decode_image(args.image, max_pixels=settings.max_pixels)
-            result = service.search_image(image, args.method, args.k)
-        else:
-            result = service.search_id(args.doc_id, args.method, args.k)
-    finally:
-        service.close()
+    answer = search(settings, image=args.image, doc_id=args.doc_id, method=args.method, k=args.k)
+    result, quality = answer.result, answer.quality
     score_name = "fused" if MethodName.parse(result.method).is_fusion else "cosine"
     print(f"{'rank':>4}  {score_name:>8}  {'label':<12} {'id':<28} path")
     for rank, hit in enumerate(result.hits, start=1):
         print(
             f"{rank:>4}  {hit.score:>8.4f}  {hit.label or '-':<12} {hit.doc_id:<28} {hit.path or '-'}"
         )
-    quality = query_quality(result, service.label_counts)
     if quality:
         print(
             f"query label {result.query.label}: P@{result.k} {quality['precision']:.3f}, AP@{result.k} {quality['ap']:.3f}"

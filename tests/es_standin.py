@@ -72,7 +72,7 @@ class EsRequestChecker:
         self.product_header = product_header
         self.partials: list[dict[str, Any]] = []  # shard/timeout states of the next searches
         self.busy_items: list[int] = []  # statuses for the next msearch items (429, 503...)
-        self.refusals: dict[str, list[tuple[int, str]]] = {}  # path suffix -> whole-request errors
+        self.refusals: dict[str, list[list[Any]]] = {}  # path suffix -> whole-request errors
         self.requests: list[Recorded] = []
         self.indices: dict[str, Index] = {}
         self.answers: list[list[dict[str, Any]]] = []  # hits for the next searches, in order
@@ -126,9 +126,11 @@ class EsRequestChecker:
         """Make the next msearch items fail with these statuses (429, 503), one item each."""
         self.busy_items.extend(statuses)
 
-    def refuse(self, suffix: str, status: int, kind: str, caused_by: str | None = None) -> None:
-        """Make the next request to a path ending in `suffix` fail whole (after the checks)."""
-        self.refusals.setdefault(suffix, []).append((status, kind, caused_by))
+    def refuse(
+        self, suffix: str, status: int, kind: str, caused_by: str | None = None, after: int = 0
+    ) -> None:
+        """Make a request to a path ending in `suffix` fail whole, once `after` have passed."""
+        self.refusals.setdefault(suffix, []).append([status, kind, caused_by, after])
 
     @property
     def server_version(self) -> tuple[int, int]:
@@ -198,7 +200,10 @@ class EsRequestChecker:
     def _refusal_for(self, path: str) -> None:
         for suffix, queued in self.refusals.items():
             if path.endswith(suffix) and queued:
-                status, kind, caused_by = queued.pop(0)
+                if queued[0][3] > 0:
+                    queued[0][3] -= 1
+                    continue
+                status, kind, caused_by, _ = queued.pop(0)
                 raise Refused(status, kind, f"refused by the checker at {path}", caused_by)
 
     def _route(self, r: Recorded) -> tuple[int, Any]:

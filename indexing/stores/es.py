@@ -294,11 +294,8 @@ class ElasticsearchStore(EsReads, VectorStore):
             f"{written + missing + len(failures)} documents: {listed}{more}"
         )
         if stopped is not None:
-            message = (
-                f"{stopped} (after {written} documents were written"
-                + (f"; before that, {message[0].lower()}{message[1:]}" if failures else "")
-                + ")"
-            )
+            earlier = f"; earlier, {message}" if failures else ""
+            message = f"{stopped} (after {written} documents were written{earlier})"
             with contextlib.suppress(StoreError):
                 self._refresh()
         raise BulkWriteError(message, failures)

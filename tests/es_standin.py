@@ -1,16 +1,23 @@
-"""RecordingEsStandIn: a tiny local HTTP server that checks *our requests* against the
-documented Elasticsearch REST API. It is not Elasticsearch and tests nothing about it.
+"""EsRequestChecker: a request checker on a local HTTP port, not a server.
+
+It checks *our requests* against what a given Elasticsearch version accepts (it pretends
+to be that version: 8.11, 8.19, 9.x ...) and tests nothing about Elasticsearch itself.
 
 It records every request, answers the endpoints ElasticsearchStore calls with responses
 shaped as the API documents them, and refuses (HTTP 400, an Elasticsearch-style error
-body) what the documentation says a server refuses: unknown keys in search bodies, knn
-without k / num_candidates or with num_candidates outside [k, 10000], size over 10,000,
-script_score without query or script, bulk lines that are not NDJSON pairs, documents with
-fields the strict mapping lacks, vectors of the wrong length or of zero magnitude under
-cosine, and REST-compatibility headers the server's major version cannot serve.
+body) what that version refuses (tests/es_api_rules.py, each rule with its source):
+mappings with too many dims, index_options types the version lacks, graph parameters on
+flat types, int4 with odd dims, bbq under 64 dims, oversized field meta, dims changed by
+put_mapping; unknown keys in search bodies, knn before 8.4 or rescore_vector before 8.18,
+num_candidates outside [k, 10000], dense_vector in docvalue_fields; bulk lines that are not
+NDJSON pairs, documents with fields the strict mapping lacks, vectors of the wrong length
+or of zero magnitude under cosine, and REST-compatibility headers it cannot serve.
+A mapping update merges properties and replaces `_meta`, as the server does.
 
 It keeps documents only so that _count, the mapping and bulk results are plausible; search
-answers are whatever hits a test queues with `answer(...)` (or none).
+answers are whatever hits a test queues with `answer(...)` (or none). Tests can also make
+it answer from only some shards, time out, refuse msearch items as busy, or refuse a whole
+request (`partial`, `busy`, `refuse`).
 """
 
 from __future__ import annotations
@@ -28,7 +35,10 @@ from tests.es_api_rules import (
     Refused,
     check_document,
     check_headers,
+    check_mapping,
     check_search,
+    merge_mapping,
+    parse_version,
 )
 
 
@@ -53,12 +63,16 @@ class Index:
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class RecordingEsStandIn:
-    """`with RecordingEsStandIn(version="9.1.0") as es:` then point a store at `es.url`."""
+class EsRequestChecker:
+    """`with EsRequestChecker(version="9.1.0") as es:` then point a store at `es.url`."""
 
-    def __init__(self, version: str = "9.1.0", product_header: bool = True):
+    def __init__(self, version: str = "9.1.0", product_header: bool = True, licence: str = "basic"):
         self.version = version
+        self.licence = licence
         self.product_header = product_header
+        self.partials: list[dict[str, Any]] = []  # shard/timeout states of the next searches
+        self.busy_items: list[int] = []  # statuses for the next msearch items (429, 503...)
+        self.refusals: dict[str, list[list[Any]]] = {}  # path suffix -> whole-request errors
         self.requests: list[Recorded] = []
         self.indices: dict[str, Index] = {}
         self.answers: list[list[dict[str, Any]]] = []  # hits for the next searches, in order
@@ -72,7 +86,7 @@ class RecordingEsStandIn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> RecordingEsStandIn:
+    def __enter__(self) -> EsRequestChecker:
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
@@ -93,6 +107,34 @@ class RecordingEsStandIn:
     def stall(self, suffix: str, seconds: float) -> None:
         """Make the next request to a path ending in `suffix` wait `seconds` before answering."""
         self.stalls.setdefault(suffix, []).append(seconds)
+
+    def partial(self, failed: int = 0, timed_out: bool = False) -> None:
+        """Make the next search answer from `failed` fewer shards (of 2), or as timed out."""
+        state: dict[str, Any] = {"timed_out": timed_out}
+        if failed:
+            failure = {"type": "circuit_breaking_exception", "reason": "[parent] Data too large"}
+            state["_shards"] = {
+                "total": 2,
+                "successful": 2 - failed,
+                "skipped": 0,
+                "failed": failed,
+                "failures": [{"shard": 0, "index": "x", "reason": failure}] * failed,
+            }
+        self.partials.append(state)
+
+    def busy(self, *statuses: int) -> None:
+        """Make the next msearch items fail with these statuses (429, 503), one item each."""
+        self.busy_items.extend(statuses)
+
+    def refuse(
+        self, suffix: str, status: int, kind: str, caused_by: str | None = None, after: int = 0
+    ) -> None:
+        """Make a request to a path ending in `suffix` fail whole, once `after` have passed."""
+        self.refusals.setdefault(suffix, []).append([status, kind, caused_by, after])
+
+    @property
+    def server_version(self) -> tuple[int, int]:
+        return parse_version(self.version)
 
     def _stall_for(self, path: str) -> float:
         for suffix, waits in self.stalls.items():
@@ -133,10 +175,14 @@ class RecordingEsStandIn:
                     try:
                         check_headers(standin.version, request.headers)
                         status, body = standin._route(request)
+                        standin._refusal_for(request.path)
                     except Refused as exc:
                         status = exc.status
-                        error = {"type": exc.kind, "reason": exc.reason}
-                        body = {"error": {"root_cause": [error], **error}, "status": exc.status}
+                        error: dict[str, Any] = {"type": exc.kind, "reason": exc.reason}
+                        root = dict(error)
+                        if exc.caused_by:
+                            error["caused_by"] = {"type": "exception", "reason": exc.caused_by}
+                        body = {"error": {"root_cause": [root], **error}, "status": exc.status}
                 data = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -151,6 +197,15 @@ class RecordingEsStandIn:
 
         return Handler
 
+    def _refusal_for(self, path: str) -> None:
+        for suffix, queued in self.refusals.items():
+            if path.endswith(suffix) and queued:
+                if queued[0][3] > 0:
+                    queued[0][3] -= 1
+                    continue
+                status, kind, caused_by, _ = queued.pop(0)
+                raise Refused(status, kind, f"refused by the checker at {path}", caused_by)
+
     def _route(self, r: Recorded) -> tuple[int, Any]:
         segments = [s for s in r.path.split("/") if s]
         if not segments:
@@ -162,6 +217,8 @@ class RecordingEsStandIn:
             }
         if segments == ["_bulk"]:
             return self._bulk(r, None)
+        if segments == ["_license"]:
+            return 200, {"license": {"status": "active", "type": self.licence, "uid": "x"}}
         name, rest = segments[0], segments[1:]
         if not rest:
             return self._index(r, name)
@@ -174,7 +231,9 @@ class RecordingEsStandIn:
         if endpoint == "_refresh":
             return 200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}
         if endpoint == "_count":
-            return 200, {"count": len(index.docs), "_shards": {"total": 1, "successful": 1}}
+            state = self.partials.pop(0) if self.partials else {}
+            shards = {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
+            return 200, {"count": len(index.docs), "_shards": shards, **state}
         if endpoint == "_search":
             return 200, self._search(index, r.json())
         if endpoint == "_msearch":
@@ -206,6 +265,7 @@ class RecordingEsStandIn:
                 raise Refused(
                     400, "resource_already_exists_exception", f"index [{name}] already exists"
                 )
+            check_mapping(self.server_version, body.get("mappings", {}))
             self.indices[name] = Index(body.get("mappings", {}))
             return 200, {"acknowledged": True, "shards_acknowledged": True, "index": name}
         raise Refused(405, "illegal_argument_exception", f"{r.method} /{name}")
@@ -215,14 +275,8 @@ class RecordingEsStandIn:
         if r.method == "GET":
             return 200, {name: {"mappings": index.mappings}}
         body = r.json()
-        unknown = set(body) - {"properties", "_meta", "dynamic"}
-        if unknown:
-            raise Refused(
-                400, "mapper_parsing_exception", f"unknown mapping key [{sorted(unknown)[0]}]"
-            )
-        merge(index.mappings.setdefault("properties", {}), body.get("properties", {}))
-        if "_meta" in body:
-            index.mappings["_meta"] = body["_meta"]  # _meta is replaced, not merged
+        check_mapping(self.server_version, body)
+        merge_mapping(index.mappings, body)  # properties merge, _meta is replaced
         return 200, {"acknowledged": True}
 
     # -- bulk ----------------------------------------------------------------------------------
@@ -303,11 +357,14 @@ class RecordingEsStandIn:
             return {**item, "status": exc.status, "error": {"type": exc.kind, "reason": exc.reason}}
 
     def _search(self, index: Index, body: dict[str, Any]) -> dict[str, Any]:
-        check_search(index.mappings, body)
+        check_search(index.mappings, body, self.server_version)
         hits = self.answers.pop(0) if self.answers else []
+        state = self.partials.pop(0) if self.partials else {}
         return {
             "took": 1,
             "timed_out": False,
+            "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+            **state,
             "hits": {
                 "total": {"value": len(hits), "relation": "eq"},
                 "max_score": None,
@@ -330,6 +387,9 @@ class RecordingEsStandIn:
         responses = []
         for body in lines[1::2]:
             try:
+                if self.busy_items:
+                    status = self.busy_items.pop(0)
+                    raise Refused(status, "es_rejected_execution_exception", "queue capacity")
                 responses.append({**self._search(index, body), "status": 200})
             except Refused as exc:
                 responses.append(

@@ -1,4 +1,4 @@
-"""Request-level tests of the Elasticsearch store against RecordingEsStandIn.
+"""Request-level tests of the Elasticsearch store against EsRequestChecker (not a server).
 
 These check the requests we send (mapping, bulk NDJSON, script_score and knn bodies,
 msearch, headers) against the documented REST API, and how we read the answers. They say
@@ -12,9 +12,10 @@ import pytest
 
 from features.base import ModelInfo
 from indexing.stores import Document, ModelMismatchError, StoreError
+from indexing.stores import es_bodies as bodies
 from indexing.stores.es import BulkWriteError, ElasticsearchStore
 from indexing.stores.urls import open_store
-from tests.es_standin import Index, RecordingEsStandIn
+from tests.es_standin import EsRequestChecker, Index
 
 CNN = ModelInfo("cnn", 4, "cnn-fp")
 BOVW = ModelInfo("bovw", 3, "bovw-fp")
@@ -22,7 +23,7 @@ BOVW = ModelInfo("bovw", 3, "bovw-fp")
 
 @pytest.fixture
 def es():
-    with RecordingEsStandIn(version="9.1.3") as standin:
+    with EsRequestChecker(version="9.1.3") as standin:
         yield standin
 
 
@@ -31,8 +32,8 @@ def connect(es, path="/images", **options) -> ElasticsearchStore:
 
 
 def hit(doc_id, score, label="cat", **extra):
-    source = {"doc_id": doc_id, "path": f"{doc_id}.png", "label": label, "split": "train"}
-    return {"_index": "images", "_id": doc_id, "_score": score, "_source": source, **extra}
+    values = {"doc_id": [doc_id], "path": [f"{doc_id}.png"], "label": [label], "split": ["train"]}
+    return {"_index": "images", "_id": doc_id, "_score": score, "fields": values, **extra}
 
 
 def test_mapping_has_keywords_one_cosine_dense_vector_per_field_and_model_meta(es):
@@ -49,14 +50,10 @@ def test_mapping_has_keywords_one_cosine_dense_vector_per_field_and_model_meta(e
         "index": True,
         "similarity": "cosine",
         "index_options": {"type": "int8_hnsw", "m": 32, "ef_construction": 100},
+        "meta": {"cbir_model": "cnn", "cbir_fingerprint": "cnn-fp"},
     }
     assert mappings["properties"]["empty"]["properties"]["bovw"] == {"type": "boolean"}
-    assert mappings["_meta"]["cbir"]["fields"]["cnn"] == {
-        "name": "cnn",
-        "dim": 4,
-        "fingerprint": "cnn-fp",
-    }
-    assert mappings["_meta"]["cbir"]["meta"] == {"dataset": "cifar10"}
+    assert mappings["_meta"] == {"cbir": {"format": 2, "meta": {"dataset": "cifar10"}}}
     assert store.fields == {"cnn": CNN, "bovw": BOVW}
     assert store.meta == {"dataset": "cifar10"}
 
@@ -67,21 +64,25 @@ def test_flat_index_options_carry_no_graph_parameters(es):
     assert create.json()["mappings"]["properties"]["cnn"]["index_options"] == {"type": "flat"}
 
 
-def test_adding_a_field_puts_its_mapping_and_the_whole_meta(es):
+def test_adding_a_field_puts_only_its_properties_with_the_model_in_the_field_meta(es):
     store = connect(es)
     store.create({"cnn": CNN}, meta={"dataset": "cifar10"})
     store.create({"cnn": CNN, "bovw": BOVW})
     (put,) = es.calls("PUT", "/images/_mapping")
     body = put.json()
+    assert set(body) == {"properties"}  # no _meta: the server would replace it whole
     assert set(body["properties"]) == {"bovw", "empty"}
     assert body["properties"]["bovw"]["dims"] == 3
-    assert set(body["_meta"]["cbir"]["fields"]) == {"cnn", "bovw"}
-    assert body["_meta"]["cbir"]["meta"] == {"dataset": "cifar10"}
+    assert body["properties"]["bovw"]["meta"] == {
+        "cbir_model": "bovw",
+        "cbir_fingerprint": "bovw-fp",
+    }
+    assert store.fields == {"cnn": CNN, "bovw": BOVW} and store.meta == {"dataset": "cifar10"}
     with pytest.raises(ModelMismatchError, match=r"cnn-fp.*other-fp"):
         store.create({"cnn": ModelInfo("cnn", 4, "other-fp")})
 
 
-def test_upsert_sends_partial_updates_as_ndjson_and_refreshes(es):
+def test_upsert_sends_partial_updates_as_ndjson_and_refreshes_before_the_next_read(es):
     store = connect(es)
     store.create({"cnn": CNN, "bovw": BOVW})
     written = store.upsert(
@@ -108,8 +109,21 @@ def test_upsert_sends_partial_updates_as_ndjson_and_refreshes(es):
     }
     assert "bovw" not in source["doc"]  # fields not given are left as they are
     assert zero["doc"]["cnn"] is None and zero["doc"]["empty"] == {"cnn": True}
-    assert es.calls("POST", "/images/_refresh")
-    assert store.count() == 2
+    assert not es.calls("POST", "/images/_refresh")  # not per batch
+    store.upsert([Document("train/cat/0003", vectors={"cnn": [1, 0, 0, 0]})])
+    assert not es.calls("POST", "/images/_refresh")
+    assert store.count() == 3
+    assert len(es.calls("POST", "/images/_refresh")) == 1  # once, before reading
+    assert store.count() == 3
+    assert len(es.calls("POST", "/images/_refresh")) == 1
+
+
+def test_close_refreshes_what_was_written_since_the_last_read(es):
+    store = connect(es)
+    store.create({"cnn": CNN})
+    store.upsert([Document("a", vectors={"cnn": [1, 0, 0, 0]})])
+    store.close()
+    assert len(es.calls("POST", "/images/_refresh")) == 1
 
 
 def test_rejections_with_429_are_retried(es):
@@ -164,7 +178,17 @@ def test_exact_search_sends_script_score_in_msearch_and_converts_scores(es):
     assert script_score["query"] == {
         "bool": {"filter": [{"exists": {"field": "cnn"}}, {"terms": {"split": ["train"]}}]}
     }
-    assert script_score["script"]["source"] == "cosineSimilarity(params.query_vector, 'cnn') + 1.0"
+    # clamped: float error must not take an opposite vector below 0 ("non-negative score")
+    assert (
+        script_score["script"]["source"]
+        == "Math.max(cosineSimilarity(params.query_vector, 'cnn') + 1.0, 0.0)"
+    )
+    assert body["_source"] is False and body["docvalue_fields"] == [
+        "doc_id",
+        "path",
+        "label",
+        "split",
+    ]
     assert script_score["script"]["params"]["query_vector"] == [1.0, 0.0, 0.0, 0.0]
     assert body["sort"] == [{"_score": {"order": "desc"}}, {"doc_id": {"order": "desc"}}]
     assert body2["query"]["script_score"]["script"]["params"]["query_vector"] == [
@@ -224,22 +248,22 @@ def test_search_limits_and_msearch_errors(es):
         store.search("bovw", np.ones(3), 5, exact=False)
 
 
-def test_get_reads_vectors_and_asks_for_them_from_9_2(es):
-    es.version = "9.2.0"
+def test_get_reads_small_pages_without_source_vectors_through_fields(es):
     store = connect(es)
     store.create({"cnn": CNN, "bovw": BOVW})
-    source = {
-        "doc_id": "a",
-        "path": "a.png",
-        "label": "cat",
-        "split": "train",
-        "cnn": [0.6, 0, 0.8, 0],
-    }
     es.answer(
         {
             "_id": "a",
             "_score": 1.0,
-            "_source": {**source, "bovw": None, "empty": {"bovw": True, "cnn": False}},
+            "fields": {
+                "doc_id": ["a"],
+                "path": ["a.png"],
+                "label": ["cat"],
+                "split": ["train"],
+                "cnn": [0.6, 0, 0.8, 0],
+                "empty.bovw": [True],
+                "empty.cnn": [False],
+            },
         }
     )
     got = store.get(["a", "zz"])
@@ -247,12 +271,30 @@ def test_get_reads_vectors_and_asks_for_them_from_9_2(es):
     assert search.json() == {
         "query": {"ids": {"values": ["a", "zz"]}},
         "size": 2,
-        "_source": {"exclude_vectors": False},
+        "_source": False,
+        "docvalue_fields": ["doc_id", "path", "label", "split", "empty.bovw", "empty.cnn"],
+        "fields": ["bovw", "cnn"],
+        "track_total_hits": False,
     }
     assert set(got) == {"a"}
     np.testing.assert_allclose(got["a"].vectors["cnn"], [0.6, 0, 0.8, 0])
     np.testing.assert_array_equal(got["a"].vectors["bovw"], np.zeros(3))
     assert (got["a"].path, got["a"].label, got["a"].split) == ("a.png", "cat", "train")
+
+
+def test_get_pages_are_sized_to_keep_answers_near_8_mb():
+    assert bodies.get_page_size(2_048 + 256) == 8 * 2**20 // (2_304 * bodies.JSON_BYTES_PER_FLOAT)
+    assert 100 <= bodies.get_page_size(2_304) <= 200  # ~8 MB of JSON per page, not 0.5 GB
+    assert bodies.get_page_size(4) == 1_000 and bodies.get_page_size(10**9) == 1
+
+
+def test_get_of_many_ids_goes_out_in_pages(es):
+    store = connect(es)
+    store.create({"big": ModelInfo("big", 4_096, "fp")})
+    page = bodies.get_page_size(4_096)
+    store.get([f"d{i}" for i in range(2 * page + 1)])
+    sizes = [r.json()["size"] for r in es.calls("POST", "/images/_search")]
+    assert sizes == [page, page, 1]
 
 
 def test_ids_with_pages_by_search_after(es):
@@ -311,25 +353,25 @@ def test_credentials_come_from_the_environment(es):
         ("7.17.9", r"is 7\.17\.9; cbir needs 8\.x or 9\.x"),
         (
             "8.17.0",
-            r"is 8\.17\.0, but the installed elasticsearch client .* pip install 'elasticsearch>=8\.15,<9'",
+            r"is 8\.17\.0, but the installed elasticsearch client .* pip install 'elasticsearch>=8\.16,<9'",
         ),
     ],
 )
 def test_servers_we_cannot_serve_give_one_line_naming_the_url(version, message):
-    with RecordingEsStandIn(version=version) as es:
+    with EsRequestChecker(version=version) as es:
         with pytest.raises(StoreError, match=message) as error:
             ElasticsearchStore.open(es.url + "/idx", env={})
         assert f"{es.url}/idx" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_unreachable_or_not_elasticsearch_is_one_line_naming_the_url():
-    with RecordingEsStandIn() as es:
+    with EsRequestChecker() as es:
         url = es.url
     with pytest.raises(StoreError, match=rf"cannot reach Elasticsearch at {url}/cbir") as error:
         ElasticsearchStore.open(url, env={})
     assert "\n" not in str(error.value)
     with (
-        RecordingEsStandIn(product_header=False) as es,
+        EsRequestChecker(product_header=False) as es,
         pytest.raises(StoreError, match="not Elasticsearch"),
     ):
         ElasticsearchStore.open(es.url, env={})

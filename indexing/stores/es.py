@@ -2,10 +2,12 @@
 
 Named `es` so that it does not shadow the `elasticsearch` package. Writes go through
 `helpers.streaming_bulk` (chunked, retried with backoff on 429 and other transient
-statuses; every per-document failure is collected and raised, never swallowed) and are
-refreshed before `upsert`/`delete` return, so reads see them. Searches go out in `msearch`
-batches: exact (`script_score` + `cosineSimilarity`) by default, approximate (`knn`) with
-`exact=False`; scores come back as cosine similarity.
+statuses; every per-document failure is collected and raised, never swallowed). The index
+is refreshed once before this store next reads (or closes), not after every batch, so a
+job's many upserts make few segments and reads still see every write. Searches go out in
+`msearch` batches (items refused with 429/5xx retried with backoff): exact (`script_score`
++ `cosineSimilarity`) by default, approximate (`knn`) with `exact=False`; scores come back
+as cosine similarity. An answer from only some shards, or one that timed out, is an error.
 """
 
 from __future__ import annotations
@@ -14,31 +16,30 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
 from features.base import ModelInfo
 from indexing.stores import es_bodies as bodies
 from indexing.stores.base import (
-    MAX_DIM,
     Document,
-    Filters,
-    Hit,
     ModelMismatchError,
     StoreError,
     VectorStore,
     check_field_name,
-    check_model,
     describe_model,
 )
 from indexing.stores.es_connection import (
+    BBQ_MIN_DIMS,
+    FEATURES,
+    RESCORE_VECTOR,
     EsTarget,
     connect,
-    one_line,
+    max_dims,
     parse_es_url,
     reason,
     translate_errors,
+    version_text,
 )
-from indexing.stores.prepare import check_k, parse_filters, prepare_documents, prepare_queries
+from indexing.stores.es_reads import EsReads, error_text
+from indexing.stores.prepare import prepare_documents
 
 # Failures listed in a bulk error message (the count says how many there were).
 LISTED_FAILURES = 10
@@ -52,7 +53,7 @@ class BulkWriteError(StoreError):
         self.failures = failures  # (doc id, HTTP status, "type: reason")
 
 
-class ElasticsearchStore(VectorStore):
+class ElasticsearchStore(EsReads, VectorStore):
     """A store in an Elasticsearch index (`http(s)://host:port[/INDEX]`)."""
 
     def __init__(
@@ -82,8 +83,25 @@ class ElasticsearchStore(VectorStore):
             "retry_on_status": (429, 502, 503, 504),
         }
         self.msearch_size = msearch_size
+        self.max_retries, self.initial_backoff, self.max_backoff = (
+            max_retries,
+            initial_backoff,
+            max_backoff,
+        )
         self._fields: dict[str, ModelInfo] | None = None
         self._meta: dict[str, Any] = {}
+        self._legacy: dict[str, Any] = {}
+        self._unrefreshed = False
+        options = target.index_options
+        self.rescore = options.is_quantized and server_version >= FEATURES[RESCORE_VECTOR]
+        # Why approximate (kNN) scores are not exact cosines here, or None when they are.
+        self.approximate_scores: str | None = (
+            f"index_options={options.value} scores kNN hits from quantized vectors and "
+            f"Elasticsearch {version_text(server_version)} has no knn rescore_vector "
+            f"({version_text(FEATURES[RESCORE_VECTOR])}+)"
+            if options.is_quantized and not self.rescore
+            else None
+        )
 
     @classmethod
     def open(
@@ -113,7 +131,7 @@ class ElasticsearchStore(VectorStore):
             return bool(self.client.indices.exists(index=self.index))
 
     def _read_mapping(self) -> tuple[dict[str, ModelInfo], dict[str, Any]]:
-        """Fields and metadata from the index's `_meta`; empty when there is no index."""
+        """Fields (from each field's meta) and metadata (`_meta`); empty when there is no index."""
         import elasticsearch
 
         with self._errors("read the mapping of"):
@@ -122,18 +140,39 @@ class ElasticsearchStore(VectorStore):
             except elasticsearch.NotFoundError:
                 return {}, {}
         mappings = next(iter(response.body.values()))["mappings"]
-        parsed = bodies.read_index_meta(mappings.get("_meta"))
+        parsed = bodies.read_index_meta(mappings)
         if parsed is None:
             raise StoreError(
                 f"index {self.url} was not created by cbir (no _meta.{bodies.META_KEY} in its "
                 "mapping); choose another index name in the URL"
             )
-        return parsed
+        fields, meta, self._legacy = parsed
+        return fields, meta
 
     def _known_fields(self, refresh: bool = False) -> dict[str, ModelInfo]:
         if self._fields is None or refresh:
             self._fields, self._meta = self._read_mapping()
         return self._fields
+
+    def _check_dims(self, name: str, info: ModelInfo) -> None:
+        """Refuse what this server version cannot index, before asking it."""
+        version, kind = self.server_version, self.target.index_options
+        if not isinstance(info, ModelInfo) or not 1 <= info.dim <= max_dims(version):
+            raise StoreError(
+                f"field {name!r} needs a ModelInfo with 1 <= dim <= {max_dims(version):,} "
+                f"(Elasticsearch {version_text(version)}'s dense_vector limit; 4,096 from 8.11), "
+                f"got {info!r}"
+            )
+        if kind.value.startswith("int4") and info.dim % 2:
+            raise StoreError(
+                f"field {name!r} has {info.dim} dims; index_options={kind.value} needs an even "
+                "number: choose int8_hnsw"
+            )
+        if kind.value.startswith("bbq") and info.dim < BBQ_MIN_DIMS:
+            raise StoreError(
+                f"field {name!r} has {info.dim} dims; index_options={kind.value} needs at least "
+                f"{BBQ_MIN_DIMS}: choose int8_hnsw or hnsw"
+            )
 
     @property
     def fields(self) -> dict[str, ModelInfo]:
@@ -156,12 +195,14 @@ class ElasticsearchStore(VectorStore):
     def create(
         self, fields: Mapping[str, ModelInfo], meta: Mapping[str, Any] | None = None
     ) -> None:
+        """Create the index, or add fields: `properties` merge, so concurrent adders coexist.
+
+        Each field's model record is in its own mapping `meta` (merged with `properties`);
+        `_meta` (the free-form metadata) is only sent when it changes, and is replaced whole.
+        """
         for name, info in fields.items():
             check_field_name(name)
-            if not isinstance(info, ModelInfo) or not 1 <= info.dim <= MAX_DIM:
-                raise StoreError(
-                    f"field {name!r} needs a ModelInfo with 1 <= dim <= {MAX_DIM}, got {info!r}"
-                )
+            self._check_dims(name, info)
         if not self.exists():
             import elasticsearch
 
@@ -176,61 +217,100 @@ class ElasticsearchStore(VectorStore):
                         raise
                     # another process created it meanwhile: merge our fields below
         existing, old_meta = self._read_mapping()
-        added = {}
+        self._check_same_models(fields, existing)
+        added = {name: info for name, info in fields.items() if name not in existing}
+        new_meta = dict(old_meta if meta is None else meta)
+        if added:
+            self._put_fields(added)
+        if new_meta != old_meta:
+            with self._errors("update the metadata of"):
+                self.client.indices.put_mapping(
+                    index=self.index, meta=bodies.index_meta(new_meta, self._legacy)
+                )
+        self._fields, self._meta = self._read_mapping()
+        self._check_same_models(fields, self._fields)
+
+    def _check_same_models(
+        self, fields: Mapping[str, ModelInfo], existing: Mapping[str, ModelInfo]
+    ) -> None:
         for name, info in fields.items():
             if name in existing and existing[name] != info:
                 raise ModelMismatchError(
                     f"field {name!r} of {self.url} was built by {describe_model(existing[name])}, "
                     f"not {describe_model(info)}: index into a new index (another URL) or drop this one"
                 )
-            if name not in existing:
-                added[name] = info
-        new_meta = dict(old_meta if meta is None else meta)
-        if added or new_meta != old_meta:
-            with self._errors("add fields to"):
-                self.client.indices.put_mapping(
-                    index=self.index,
-                    properties=bodies.added_fields_properties(added, self.target)
-                    if added
-                    else None,
-                    meta=bodies.index_meta({**existing, **added}, new_meta),
-                )
-        self._fields, self._meta = {**existing, **added}, new_meta
+
+    def _put_fields(self, added: Mapping[str, ModelInfo]) -> None:
+        """Add vector fields; a conflict with a field another process just added is a mismatch."""
+        import elasticsearch
+
+        properties = bodies.added_fields_properties(added, self.target)
+        with self._errors("add fields to"):
+            try:
+                self.client.indices.put_mapping(index=self.index, properties=properties)
+            except elasticsearch.BadRequestError:
+                self._check_same_models(added, self._read_mapping()[0])
+                raise
 
     # -- writing ---------------------------------------------------------------------------
 
     def _bulk(self, actions: Iterable[dict[str, Any]], what: str) -> tuple[int, int]:
-        """Run bulk actions; returns (written, not found). BulkWriteError lists rejections."""
+        """Run bulk actions; returns (written, not found). BulkWriteError lists rejections.
+
+        A request that fails part-way (after the client's retries) still reports the
+        documents rejected before it, and what was written is refreshed before reads.
+        """
         from elasticsearch import helpers
 
         written = missing = 0
         failures: list[tuple[str, int, str]] = []
-        with self._errors(what):
-            for ok, item in helpers.streaming_bulk(
-                self.client, actions, raise_on_error=False, **self.bulk_options
-            ):
-                op, result = next(iter(item.items()))
-                status = int(result.get("status", 0))
-                if ok:
-                    written += 1
-                elif op == "delete" and status == 404:
-                    missing += 1
-                else:
-                    failures.append((str(result.get("_id")), status, error_text(result)))
+        stopped: StoreError | None = None
+        self._unrefreshed = True
+        try:
+            with self._errors(what):
+                for ok, item in helpers.streaming_bulk(
+                    self.client, actions, raise_on_error=False, **self.bulk_options
+                ):
+                    op, result = next(iter(item.items()))
+                    status = int(result.get("status", 0))
+                    if ok:
+                        written += 1
+                    elif op == "delete" and status == 404:
+                        missing += 1
+                    else:
+                        failures.append((str(result.get("_id")), status, error_text(result)))
+        except StoreError as exc:
+            stopped = exc
+        if not failures and stopped is None:
+            return written, missing
+        listed = "; ".join(f"{i} ({s}: {e})" for i, s, e in failures[:LISTED_FAILURES])
+        more = (
+            f" and {len(failures) - LISTED_FAILURES} more"
+            if len(failures) > LISTED_FAILURES
+            else ""
+        )
+        message = (
+            f"Elasticsearch at {self.url} rejected {len(failures)} of "
+            f"{written + missing + len(failures)} documents: {listed}{more}"
+        )
+        if stopped is not None:
+            earlier = f"; earlier, {message}" if failures else ""
+            message = f"{stopped} (after {written} documents were written{earlier})"
+            with contextlib.suppress(StoreError):
+                self._refresh()
+        raise BulkWriteError(message, failures)
+
+    def _refresh(self) -> None:
+        """Make every write so far visible to searches; check the fields' models still hold."""
+        with self._errors("refresh"):
             self.client.indices.refresh(index=self.index)
-        if failures:
-            listed = "; ".join(f"{i} ({s}: {e})" for i, s, e in failures[:LISTED_FAILURES])
-            more = (
-                f" and {len(failures) - LISTED_FAILURES} more"
-                if len(failures) > LISTED_FAILURES
-                else ""
-            )
-            raise BulkWriteError(
-                f"Elasticsearch at {self.url} rejected {len(failures)} of "
-                f"{written + missing + len(failures)} documents: {listed}{more}",
-                failures,
-            )
-        return written, missing
+        self._unrefreshed = False
+        if self._fields:
+            self._check_same_models(self._fields, self._read_mapping()[0])
+
+    def _before_reading(self) -> None:
+        if self._unrefreshed:
+            self._refresh()
 
     def upsert(self, documents: Iterable[Document]) -> int:
         documents = list(documents)
@@ -259,138 +339,10 @@ class ElasticsearchStore(VectorStore):
         self._fields, self._meta = None, {}
 
     def close(self) -> None:
-        self.client.close()
+        try:
+            if self._unrefreshed:
+                self._refresh()
+        finally:
+            self.client.close()
 
     # -- reading ---------------------------------------------------------------------------
-
-    def count(self) -> int:
-        with self._errors("count"):
-            return int(self.client.count(index=self.index)["count"])
-
-    def get(self, ids: Iterable[str]) -> dict[str, Document]:
-        ids = list(dict.fromkeys(ids))
-        fields = self._known_fields()
-        # From 9.2 on, vectors are left out of _source unless asked for.
-        source: Any = {"exclude_vectors": False} if self.server_version >= (9, 2) else True
-        found: dict[str, Document] = {}
-        for start in range(0, len(ids), bodies.MAX_HITS):
-            chunk = ids[start : start + bodies.MAX_HITS]
-            body = {"query": {"ids": {"values": chunk}}, "size": len(chunk), "_source": source}
-            with self._errors("read"):
-                response = self.client.search(index=self.index, body=body)
-            for hit in response["hits"]["hits"]:
-                src = hit["_source"]
-                empty = src.get("empty") or {}
-                vectors = {}
-                for name, info in fields.items():
-                    if src.get(name) is not None:
-                        vectors[name] = np.asarray(src[name], np.float32)
-                    elif empty.get(name):
-                        vectors[name] = np.zeros(info.dim, np.float32)
-                found[hit["_id"]] = Document(
-                    hit["_id"], src.get("path"), src.get("label"), src.get("split"), vectors
-                )
-        return {doc_id: found[doc_id] for doc_id in ids if doc_id in found}
-
-    def ids_with(self, field: str) -> set[str]:
-        self._field(field)
-        query = {
-            "bool": {
-                "should": [{"exists": {"field": field}}, {"term": {f"empty.{field}": True}}],
-                "minimum_should_match": 1,
-            }
-        }
-        ids: set[str] = set()
-        after = None
-        while True:
-            body: dict[str, Any] = {
-                "size": bodies.MAX_HITS,
-                "query": query,
-                "_source": False,
-                "sort": [{"doc_id": {"order": "asc"}}],
-                "track_total_hits": False,
-            }
-            if after is not None:
-                body["search_after"] = after
-            with self._errors("read"):
-                hits = self.client.search(index=self.index, body=body)["hits"]["hits"]
-            ids.update(hit["_id"] for hit in hits)
-            if len(hits) < bodies.MAX_HITS:
-                return ids
-            after = hits[-1]["sort"]
-
-    def search(
-        self,
-        field: str,
-        vectors: np.ndarray,
-        k: int,
-        filters: Filters | None = None,
-        *,
-        model: ModelInfo | None = None,
-        exact: bool = True,
-        num_candidates: int | None = None,
-    ) -> list[list[Hit]]:
-        """Exact (`script_score`) or approximate (`knn`, `num_candidates`) cosine top-k.
-
-        Elasticsearch returns at most 10,000 hits a query; larger k is refused.
-        Approximate hits are re-sorted by (score, doc id) after fetching; which of several
-        documents tied at the k-th place make the cut is then up to the server.
-        """
-        k = check_k(k)
-        if k > bodies.MAX_HITS:
-            raise StoreError(
-                f"Elasticsearch returns at most {bodies.MAX_HITS:,} hits per query; asked for "
-                f"k={k:,} (use the embedded store for longer rankings)"
-            )
-        conditions = parse_filters(filters)
-        info = self._field(field)
-        if model is not None:
-            check_model(field, info, model, self.url)
-        queries, zero = prepare_queries(vectors, field, info.dim)
-        if not exact:
-            candidates = (
-                bodies.default_num_candidates(k) if num_candidates is None else num_candidates
-            )
-            if not k <= candidates <= bodies.MAX_HITS:
-                raise StoreError(
-                    f"num_candidates must be between k ({k}) and {bodies.MAX_HITS:,}, got {candidates}"
-                )
-        requests = []
-        for q in np.flatnonzero(~zero):
-            if exact:
-                requests.append(bodies.exact_search(field, queries[q], k, conditions))
-            else:
-                requests.append(bodies.knn_search(field, queries[q], k, candidates, conditions))
-        responses = self._msearch(requests)
-        answers = iter(responses)
-        return [
-            [] if zero[q] else bodies.hits_from(next(answers), exact, k)
-            for q in range(len(queries))
-        ]
-
-    def _msearch(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        responses: list[dict[str, Any]] = []
-        for start in range(0, len(requests), self.msearch_size):
-            searches: list[dict[str, Any]] = []
-            for body in requests[start : start + self.msearch_size]:
-                searches.extend(({}, body))
-            with self._errors("search"):
-                answer = self.client.msearch(index=self.index, searches=searches)
-            for item in answer["responses"]:
-                if "error" in item:
-                    raise StoreError(
-                        f"Elasticsearch at {self.url} failed a search: {error_text(item)}"
-                    )
-                responses.append(item)
-        return responses
-
-
-def error_text(result: Mapping[str, Any]) -> str:
-    """`type: reason` of a bulk item or msearch response error, on one line."""
-    error = result.get("error")
-    if isinstance(error, dict):
-        cause = (error.get("root_cause") or [error])[0]
-        return one_line(
-            f"{cause.get('type', error.get('type'))}: {cause.get('reason', error.get('reason'))}"
-        )
-    return one_line(error if error is not None else f"status {result.get('status')}")

@@ -41,8 +41,8 @@ def test_docs_describe_the_compose_files_security_settings():
         assert setting in doc
 
 
-def test_readme_says_how_to_start_use_and_stop_it():
-    readme = (REPO / "README.md").read_text()
+def test_store_docs_say_how_to_start_use_and_stop_it():
+    readme = (REPO / "docs" / "stores.md").read_text()
     for command in (
         "docker compose up -d",
         "CBIR_STORE=http://localhost:9200 cbir index",

@@ -108,3 +108,32 @@ def test_search_and_the_web_page_fuse_with_the_tuned_choice(settings, indexed):
         assert service.score_kind("fusion") == choice.rule
     finally:
         service.close()
+
+
+def test_fusion_json_files_written_before_query_expansion_still_load(settings):
+    """A fusion.json of the release before α-QE (no `expansion` key) gives its fusion and the
+    default expansion, saying why."""
+    from indexing.expansion import Expansion
+    from indexing.fusion import FusionRule
+    from indexing.fusion_expansion import expansion_for, load_choice
+
+    old = {
+        "rule": "weighted",
+        "weights": {"bovw": 0.5, "cnn": 1.0},
+        "measure": "map_minRk_100",
+        "value": 0.81,
+        "queries": 16,
+        "validation_file": "/models/cnn/validation.json",
+        "models": {"bovw": "fp-b", "cnn": "fp-c"},
+        "key": "0123456789abcdef",
+        "candidates": [],
+        "created": "2026-11-01T00:00:00+00:00",
+    }
+    choice_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    choice_file(settings).write_text(json.dumps(old))
+    assert load_choice(settings).expansion == {}
+    rule, weights, provenance = fusion_for(settings, {"bovw": "fp-b", "cnn": "fp-c"})
+    assert (rule, weights) == (FusionRule.WEIGHTED, {"bovw": 0.5, "cnn": 1.0})
+    assert provenance["source"] == "tuned on validation"
+    expansion, why = expansion_for(settings, "cnn", "fp-c")
+    assert expansion == Expansion() and "not tuned" in why["source"]

@@ -83,6 +83,14 @@ class Extractor(ABC):
     def state_digest(self) -> bytes:
         """Bytes that identify the learned state (hashed into the fingerprint)."""
 
+    @property
+    def input_side(self) -> int | None:
+        """The short side (pixels) `encode` needs; decoders may reduce larger images to it.
+
+        None (the default) asks for full resolution.
+        """
+        return None
+
     def encode_one(self, image: np.ndarray) -> np.ndarray:
         """The vector of one image, float32 (dim,)."""
         return self.encode([image])[0]

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cbir.errors import CbirError
+from features.imaging import DEFAULT_MIN_SIDE
 
 MANIFEST = "extractor.json"
 FORMAT_VERSION = 1
@@ -87,9 +88,9 @@ class Extractor(ABC):
     def input_side(self) -> int | None:
         """The short side (pixels) `encode` needs; decoders may reduce larger images to it.
 
-        None (the default) asks for full resolution.
+        The default suits any method up to full-resolution SIFT; None asks for full resolution.
         """
-        return None
+        return DEFAULT_MIN_SIDE
 
     def encode_one(self, image: np.ndarray) -> np.ndarray:
         """The vector of one image, float32 (dim,)."""

@@ -91,7 +91,7 @@ def decode_image(
             img.load()
             if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
                 ImageOps.exif_transpose(img, in_place=True)
-            return _reduce(_to_rgb(img), min_side)
+            return _to_rgb(img, min_side)
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -140,12 +140,10 @@ def _unrecognised(data: bytes) -> str:
     return "not an image (format not recognised)"
 
 
-def _reduce(image: np.ndarray, min_side: int | None) -> np.ndarray:
-    """Box-average `image` by the largest integer factor that keeps its short side >= min_side."""
-    factor = min(image.shape[:2]) // min_side if min_side else 1
-    if factor < 2:
-        return image
-    return np.ascontiguousarray(np.asarray(Image.fromarray(image).reduce(factor)))
+def _reduce(img: Image.Image, min_side: int | None) -> Image.Image:
+    """Box-average `img` by the largest integer factor that keeps its short side >= min_side."""
+    factor = min(img.size) // min_side if min_side else 1
+    return img.reduce(factor) if factor >= 2 else img
 
 
 def _read_bytes(source: ImageSource, label: str) -> bytes:
@@ -183,10 +181,11 @@ def _from_array(array: np.ndarray, label: str) -> np.ndarray:
     )
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+def _to_rgb(img: Image.Image, min_side: int | None = None) -> np.ndarray:
+    """RGB uint8 pixels of `img`, reduced (see _reduce) before the copy into numpy."""
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        return _high_depth_gray(img)
+        return _high_depth_gray(_reduce(img, min_side) if mode in ("I", "F") else img)
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         mode = img.mode
@@ -198,7 +197,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         img = img.convert("RGBA")
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img)
-    rgb = img.convert("RGB")
+    rgb = _reduce(img if img.mode == "RGB" else img.convert("RGB"), min_side)
     array = np.asarray(rgb)
     if array.dtype != np.uint8:
         array = _scale_to_uint8(array)

@@ -36,7 +36,7 @@ def common_options() -> argparse.ArgumentParser:
         "--max-pixels",
         dest="max_pixels",
         type=int,
-        help="decompression-bomb limit (CBIR_MAX_PIXELS)",
+        help="decompression-bomb limit: most pixels one image may decode to (CBIR_MAX_PIXELS)",
     )
     group.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"

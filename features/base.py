@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cbir.core.errors import CbirError
+from features.imaging import DEFAULT_MIN_SIDE
 
 MANIFEST = "extractor.json"
 FORMAT_VERSION = 1
@@ -82,6 +83,14 @@ class Extractor(ABC):
     @abstractmethod
     def state_digest(self) -> bytes:
         """Bytes that identify the learned state (hashed into the fingerprint)."""
+
+    @property
+    def input_side(self) -> int | None:
+        """The short side (pixels) `encode` needs; decoders may reduce larger images to it.
+
+        The default suits any method up to full-resolution SIFT; None asks for full resolution.
+        """
+        return DEFAULT_MIN_SIDE
 
     def encode_one(self, image: np.ndarray) -> np.ndarray:
         """The vector of one image, float32 (dim,)."""

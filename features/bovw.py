@@ -65,6 +65,10 @@ class BovwExtractor(Extractor):
         return self.config.dim
 
     @property
+    def input_side(self) -> int:
+        return self.config.side  # every channel starts from the side x side image
+
+    @property
     def params(self) -> dict[str, Any]:
         return self.config.to_params()
 

@@ -76,6 +76,10 @@ class CnnExtractor(Extractor):
         return BACKBONES[self.arch].dim
 
     @property
+    def input_side(self) -> int:
+        return self.image_size
+
+    @property
     def params(self) -> dict[str, Any]:
         return {
             "arch": self.arch,

@@ -48,7 +48,7 @@ def split_arrays(
     images, labels, doc_ids = [], [], []
     for record in progress(records, desc=f"decode {split.value}", disable=not show_progress):
         try:
-            image = dataset.image(record)
+            image = dataset.image(record, min_side=side)  # photos decoded near `side`
         except ImageDecodeError as exc:
             skipped.add(record.path, str(exc))
             continue

@@ -9,12 +9,12 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 
 from cbir.core.errors import CbirError, DatasetError
-from features.imaging import ImageDecodeError, decode_image
+from features.imaging import DEFAULT_MIN_SIDE, ImageDecodeError, decode_image
+from indexing.docids import display_path, folder_doc_id, folder_relpath
 from indexing.skipped import SkipReport
 from indexing.walk import walk_images
 
@@ -75,7 +75,9 @@ class DatasetSummary:
             out.append(f"  {split}: {n:,} images, {len(per_label)} labels")
             for label, count in sorted(per_label.items()):
                 out.append(f"    {label:<16} {count:>7,}")
-        out.append(f"  skipped files: {self.skipped}")
+        seen = self.total + self.skipped
+        out.append(f"  skipped files: {self.skipped} (listed with reasons in the report)")
+        out.append(f"  files seen: {seen:,} = {self.total:,} images + {self.skipped:,} skipped")
         return out
 
 
@@ -97,10 +99,16 @@ class Dataset(ABC):
     def payload(self, record: ImageRecord) -> Payload:
         """The image of `record`, as decoded pixels or encoded bytes."""
 
-    def image(self, record: ImageRecord, max_pixels: int | None = None) -> np.ndarray:
-        """The image of `record` decoded to RGB uint8 (h, w, 3); raises ImageDecodeError."""
+    def image(
+        self,
+        record: ImageRecord,
+        max_pixels: int | None = None,
+        min_side: int | None = DEFAULT_MIN_SIDE,
+    ) -> np.ndarray:
+        """The image of `record` decoded to RGB uint8 (h, w, 3), reduced to about `min_side`
+        on its short side when larger (see decode_image); raises ImageDecodeError."""
         kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
-        return decode_image(self.payload(record), name=record.path, **kwargs)
+        return decode_image(self.payload(record), name=record.path, min_side=min_side, **kwargs)
 
     def record(self, doc_id: str) -> ImageRecord:
         """The record with `doc_id`; KeyError when there is none."""
@@ -159,20 +167,14 @@ class Dataset(ABC):
         )
 
 
-def folder_doc_id(relpath: str) -> str:
-    """A stable doc id from a relative path: the path itself, with unsafe characters %-escaped.
-
-    Whitespace would break TREC files, so it is escaped along with anything non-printable.
-    """
-    return quote(relpath, safe="/-_.~()+,=@!$&'*;:")
-
-
 class FolderDataset(Dataset):
     """Any folder of images, walked recursively.
 
     Labels come from the first sub-folder (`cats/x.jpg` -> `cats`; images at the top have
     none). When the root holds `train/` and/or `test/` folders, those give the split and
-    the label comes from the next folder down; other top-level entries are then ignored.
+    the label comes from the next folder down; other top-level images are then skipped.
+    Doc ids escape any file name reversibly (indexing.docids); record paths and labels are
+    printable text, with bytes that are not UTF-8 shown as `\\xe9`.
     """
 
     name = DatasetKind.FOLDER.value
@@ -199,10 +201,12 @@ class FolderDataset(Dataset):
                 split = None
                 if split_layout:
                     if parts[0] not in _SPLITS:
+                        self.skipped.add(display_path(f.relpath), _OUTSIDE_SPLITS)
                         continue
                     split, parts = parts[0], parts[1:]
-                label = parts[0] if len(parts) > 1 else None
-                records.append(ImageRecord(folder_doc_id(f.relpath), label, split, f.relpath))
+                label = display_path(parts[0]) if len(parts) > 1 else None
+                doc_id = folder_doc_id(f.relpath)
+                records.append(ImageRecord(doc_id, label, split, display_path(f.relpath)))
                 st = f.abspath.stat()
                 self._sizes.append((f.relpath, st.st_size, st.st_mtime_ns))
             self._records = records
@@ -217,7 +221,7 @@ class FolderDataset(Dataset):
 
     def payload(self, record: ImageRecord) -> bytes:
         try:
-            return (self.root / record.path).read_bytes()
+            return (self.root / folder_relpath(record.doc_id)).read_bytes()
         except OSError as exc:
             raise ImageDecodeError(record.path, f"cannot read file ({exc.strerror})") from None
 
@@ -226,11 +230,13 @@ class FolderDataset(Dataset):
         self._scan()
         digest = hashlib.sha256()
         for relpath, size, mtime in self._sizes:
-            digest.update(f"{relpath}\0{size}\0{mtime}\n".encode())
+            # surrogateescape: names that are not UTF-8 hash as their bytes; UTF-8 ones as before.
+            digest.update(f"{relpath}\0{size}\0{mtime}\n".encode(errors="surrogateescape"))
         return digest.hexdigest()[:16]
 
 
 _SPLITS = {Split.TRAIN.value, Split.TEST.value}
+_OUTSIDE_SPLITS = "outside train/ and test/ (this folder is laid out by split)"
 
 
 def index_side(dataset: Dataset) -> list[ImageRecord]:

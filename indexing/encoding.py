@@ -82,6 +82,9 @@ class BatchEncoder:
         }
         # Extractors that import torch lazily get the cap too.
         limit_threads(threads)
+        sides = [ex.input_side for ex in self.extractors.values()]
+        # Decode big photos only as large as the most demanding model needs.
+        self.min_side = None if None in sides or not sides else max(sides)
 
     def infos(self) -> dict[str, ModelInfo]:
         return {name: ex.info for name, ex in self.extractors.items()}
@@ -90,7 +93,14 @@ class BatchEncoder:
         images, kept, skipped = [], [], []
         for record, payload in zip(records, payloads, strict=True):
             try:
-                images.append(decode_image(payload, name=record.path, max_pixels=self.max_pixels))
+                images.append(
+                    decode_image(
+                        payload,
+                        name=record.path,
+                        max_pixels=self.max_pixels,
+                        min_side=self.min_side,
+                    )
+                )
             except ImageDecodeError as exc:
                 skipped.append(SkippedFile(record.path, exc.reason))
                 continue

@@ -221,7 +221,7 @@ class SearchService:
     def image(self, doc_id: str, max_side: int | None = None) -> np.ndarray:
         """The pixels of a known image (uint8 RGB (h, w, 3)), looked up by doc id only."""
         record = self.record(doc_id)
-        image = decode_image(self.dataset.payload(record), name=record.path)
+        image = decode_image(self.dataset.payload(record), name=record.path, min_side=max_side)
         if max_side and max(image.shape[:2]) > max_side:
             pil = Image.fromarray(image)
             pil.thumbnail((max_side, max_side))

@@ -28,7 +28,8 @@ class SkipReport:
 
     def add(self, path: str, reason: str) -> None:
         if path not in self._items:
-            log.warning("skipped %s: %s", path, reason)
+            shown = path if path.isprintable() else repr(path)  # a newline in a name: one line
+            log.warning("skipped %s: %s", shown, reason)
             self._items[path] = SkippedFile(path, reason)
 
     def extend(self, items: Iterable[SkippedFile]) -> None:

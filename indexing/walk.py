@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from features.imaging import IMAGE_SUFFIXES
+from indexing.docids import display_path
 from indexing.skipped import SkipReport
 
 
@@ -25,8 +26,9 @@ def walk_images(root: Path, report: SkipReport) -> Iterator[FoundFile]:
 
     Symbolic links are followed only while they stay inside `root`; each directory is
     visited once (by device and inode), so link cycles end. FIFOs, sockets and devices
-    are reported and skipped, as are files without an image suffix. Hidden entries
-    (names starting with '.') are ignored.
+    are reported and skipped, as are files without an image suffix and hidden entries
+    (names starting with '.'; a hidden folder is one entry, its contents are not walked). `relpath` keeps names that are not UTF-8 as
+    surrogateescape; the report gets them printable (indexing.docids.display_path).
     """
     real_root = Path(os.path.realpath(root))
     seen_dirs: set[tuple[int, int]] = set()
@@ -36,7 +38,7 @@ def walk_images(root: Path, report: SkipReport) -> Iterator[FoundFile]:
         try:
             st = directory.stat()
         except OSError as exc:
-            report.add(rel_dir or ".", f"cannot read directory ({exc.strerror})")
+            report.add(display_path(rel_dir) or ".", f"cannot read directory ({exc.strerror})")
             continue
         if (st.st_dev, st.st_ino) in seen_dirs:
             continue
@@ -44,35 +46,36 @@ def walk_images(root: Path, report: SkipReport) -> Iterator[FoundFile]:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
-            report.add(rel_dir or ".", f"cannot list directory ({exc.strerror})")
+            report.add(display_path(rel_dir) or ".", f"cannot list directory ({exc.strerror})")
             continue
         subdirs = []
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.name.startswith("."):
+                report.add(display_path(rel), "hidden (name starts with '.'), not walked")
+                continue
             path = Path(entry.path)
             if entry.is_symlink():
                 target = Path(os.path.realpath(path))
                 if not _inside(target, real_root):
-                    report.add(rel, "symbolic link points outside the dataset root")
+                    report.add(display_path(rel), "symbolic link points outside the dataset root")
                     continue
                 if not target.exists():
-                    report.add(rel, "broken symbolic link")
+                    report.add(display_path(rel), "broken symbolic link")
                     continue
             try:
                 mode = path.stat().st_mode
             except OSError as exc:
-                report.add(rel, f"cannot stat ({exc.strerror})")
+                report.add(display_path(rel), f"cannot stat ({exc.strerror})")
                 continue
             if stat.S_ISDIR(mode):
                 subdirs.append((path, rel))
             elif not stat.S_ISREG(mode):
-                report.add(rel, f"not a regular file ({_kind(mode)})")
+                report.add(display_path(rel), f"not a regular file ({_kind(mode)})")
             elif path.suffix.lower() in IMAGE_SUFFIXES:
                 yield FoundFile(rel, path)
             else:
-                report.add(rel, f"not an image file suffix ({path.suffix or 'none'})")
+                report.add(display_path(rel), f"not an image file suffix ({path.suffix or 'none'})")
         # Reversed so the stack pops sub-directories in sorted order.
         stack.extend(reversed(subdirs))
 

@@ -53,10 +53,12 @@ def test_train_bovw_fits_lists_and_then_skips(cli, folder, home):
     assert load_extractor(model_dir).fingerprint != fingerprint
 
 
-def test_train_bovw_bad_input_is_one_line(cli, tmp_path):
+def test_train_bovw_bad_input_is_one_line(cli, folder, tmp_path):
     code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", tmp_path / "nope")
     assert code == 2 and "does not exist" in err
-    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", tmp_path, "--pca-dim", "0")
+    # Explicit options that cannot go together are refused (defaults by size never override).
+    args = ["--vocabulary-size", "1024", "--pca-dim", "0"]
+    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, *args)
     assert code == 2 and "4,096" in err
 
 

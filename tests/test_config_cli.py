@@ -17,7 +17,7 @@ def test_defaults():
     assert s.home == Path("var")
     assert s.store == f"local:{Path('var') / 'index'}"
     assert s.cifar10 is None and s.es_url is None
-    assert s.max_pixels == 40_000_000
+    assert s.max_pixels == 64_000_000
 
 
 def test_flags_override_environment():

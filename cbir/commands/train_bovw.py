@@ -10,18 +10,17 @@ HELP = "fit the BoVW model (SIFT vocabulary, colour words, idf, PCA) on a sample
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cbir.stages.train_bovw import DEFAULT_IMAGES
     from features.bovw_config import BovwConfig
 
     d = BovwConfig()
+    by_size = "default: by collection size, {} at 10,000+ train images (docs/photos.md)"
     parser.add_argument("--dataset", default="cifar10", help="cifar10 (default) or folder")
     parser.add_argument("--data", help="dataset path (cifar10: overrides CBIR_CIFAR10)")
     parser.add_argument("--out", help="model directory (default: $CBIR_HOME/models/bovw)")
     parser.add_argument(
         "--images",
         type=int,
-        default=DEFAULT_IMAGES,
-        help=f"train images sampled for the fit (default {DEFAULT_IMAGES:,})",
+        help="train images sampled for the fit (" + by_size.format("10,000") + ")",
     )
     parser.add_argument(
         "--force", action="store_true", help="refit even if an identical model exists"
@@ -33,14 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--vocabulary-size",
         type=int,
-        default=d.vocabulary_size,
-        help=f"visual words (default {d.vocabulary_size})",
+        help="visual words (" + by_size.format(d.vocabulary_size) + ")",
     )
     g.add_argument(
         "--vocabulary-images",
         type=int,
-        default=d.vocabulary_images,
-        help=f"images sampled for k-means (default {d.vocabulary_images:,})",
+        help="images sampled for k-means (" + by_size.format(f"{d.vocabulary_images:,}") + ")",
     )
     g.add_argument(
         "--descriptors-per-image",
@@ -69,8 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--pca-dim",
         type=int,
-        default=d.pca_dim,
-        help=f"PCA dimensions, 0 = off (default {d.pca_dim})",
+        help="PCA dimensions, 0 = off (" + by_size.format(d.pca_dim) + ")",
     )
     g.add_argument(
         "--no-pyramid",
@@ -87,22 +83,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def params_from(args: argparse.Namespace) -> dict:
-    """BovwConfig fields from the parsed options."""
+    """BovwConfig fields from the parsed options; sized options not given are left out."""
     params = {
         "seed": args.seed,
-        "vocabulary_size": args.vocabulary_size,
-        "vocabulary_images": args.vocabulary_images,
         "descriptors_per_image": args.descriptors_per_image,
         "sampling": args.sampling,
         "knn": args.knn,
         "sigma": args.sigma,
-        "pca_dim": args.pca_dim,
         "mirror": not args.no_mirror,
         "idf": not args.no_idf,
         "root_sift": not args.no_root_sift,
         "colour": not args.no_colour,
         "hog": not args.no_hog,
     }
+    for name in ("vocabulary_size", "vocabulary_images", "pca_dim"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     if args.no_pyramid:
         params["pyramid"] = [[1, 1.0]]
     return params
@@ -120,6 +116,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         out=args.out,
         force=args.force,
     )
+    if result.defaults is not None:
+        print(result.defaults.line())
     if result.skipped:
         print(
             f"an identical BoVW model (same parameters, same training data) is already in "

@@ -10,7 +10,8 @@ from pathlib import Path
 from cbir.core.errors import ConfigError
 
 DEFAULT_HOME = "./var"
-DEFAULT_MAX_PIXELS = 40_000_000
+# Pixels one image may decode to (8192 x 8192): a 48 Mpx HEIC or PNG fits; JPEG decodes reduced.
+DEFAULT_MAX_PIXELS = 64_000_000
 
 ENV_NAMES = {
     "home": "CBIR_HOME",

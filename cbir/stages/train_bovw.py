@@ -19,13 +19,13 @@ from cbir.core.progress import Stopwatch, progress, summary_line
 from features.base import MANIFEST, ModelError, read_manifest
 from features.bovw import BovwExtractor
 from features.bovw_config import BovwConfig
+from features.bovw_defaults import SizedDefaults, sized_defaults
 from features.bovw_report import VocabularyReport
 from features.imaging import ImageDecodeError
 from indexing.dataset_kinds import open_dataset
 from indexing.datasets import Dataset, ImageRecord, index_side
 
 TRAINING_FILE = "training.json"
-DEFAULT_IMAGES = 10_000
 
 
 @dataclass
@@ -39,6 +39,7 @@ class TrainResult:
     seconds: float
     report: VocabularyReport | None = None
     unreadable: list[str] | None = None
+    defaults: SizedDefaults | None = None
 
     @property
     def summary(self) -> str:
@@ -53,23 +54,27 @@ def train_bovw(
     data: str | None = None,
     *,
     params: dict[str, Any] | None = None,
-    images: int = DEFAULT_IMAGES,
+    images: int | None = None,
     out: Path | str | None = None,
     force: bool = False,
     show_progress: bool = True,
 ) -> TrainResult:
-    """Fit BoVW with `params` (BovwConfig fields; defaults for the rest) on at most `images`
-    train images drawn with the model's seed, and save it to `out` (default
-    `$CBIR_HOME/models/bovw`). Never reads the test split."""
+    """Fit BoVW with `params` (BovwConfig fields) on at most `images` train images drawn
+    with the model's seed, and save it to `out` (default `$CBIR_HOME/models/bovw`).
+
+    Sample size, vocabulary size, k-means images and PCA dimension not given are chosen by
+    the collection's size (features.bovw_defaults). Never reads the test split.
+    """
     clock = Stopwatch()
-    extractor = BovwExtractor(**(params or {}))
-    if images < 1:
+    if images is not None and images < 1:
         raise ModelError(f"--images must be at least 1, got {images}")
     model_dir = Path(out) if out else settings.models_dir / BovwExtractor.name
     ds = open_dataset(dataset, settings, data)
     records = index_side(ds)
     if not records:
         raise DatasetError(f"{ds.source} has no train images to fit BoVW on")
+    sized = sized_defaults(len(records), params, images)
+    extractor, images = BovwExtractor(**sized.params), sized.images
     training = {
         "dataset": ds.name,
         "source": ds.source,
@@ -79,14 +84,14 @@ def train_bovw(
     }
     existing = _existing(model_dir, extractor, training)
     if existing and not force:
-        return TrainResult(model_dir, existing, True, 0, clock.seconds)
+        return TrainResult(model_dir, existing, True, 0, clock.seconds, defaults=sized)
 
     rng = np.random.default_rng(extractor.config.seed)
     chosen = [
         records[i]
         for i in np.sort(rng.choice(len(records), training["sample_images"], replace=False))
     ]
-    pixels, kept, unreadable = _load(ds, chosen, show_progress)
+    pixels, kept, unreadable = _load(ds, chosen, extractor.input_side, show_progress)
     if not pixels:
         raise DatasetError(
             f"none of the {len(chosen):,} sampled train images of {ds.source} could be read"
@@ -97,9 +102,17 @@ def train_bovw(
     extractor.save(model_dir)
     report.write(model_dir)
     training["unreadable"] = unreadable
+    training["defaults_by_size"] = sized.chosen  # written after the comparison: a record only
     (model_dir / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n")
     return TrainResult(
-        model_dir, extractor.fingerprint, False, len(pixels), clock.seconds, report, unreadable
+        model_dir,
+        extractor.fingerprint,
+        False,
+        len(pixels),
+        clock.seconds,
+        report,
+        unreadable,
+        sized,
     )
 
 
@@ -123,12 +136,12 @@ def _existing(model_dir: Path, extractor: BovwExtractor, training: dict) -> str 
 
 
 def _load(
-    ds: Dataset, records: list[ImageRecord], show_progress: bool
+    ds: Dataset, records: list[ImageRecord], side: int | None, show_progress: bool
 ) -> tuple[list[np.ndarray], list[ImageRecord], list[str]]:
     pixels, kept, unreadable = [], [], []
     for record in progress(records, desc="load train images", disable=not show_progress):
         try:
-            pixels.append(ds.image(record))
+            pixels.append(ds.image(record, min_side=side))  # photos reduced to the model's size
         except ImageDecodeError as exc:
             unreadable.append(f"{record.path}: {exc.reason}")
             continue

@@ -188,6 +188,7 @@ class FolderDataset(Dataset):
         self.source = str(self.root)
         self._records: list[ImageRecord] | None = None
         self._sizes: list[tuple[str, int, int]] = []
+        self._stats: dict[str, tuple[int, int]] = {}
 
     def _scan(self) -> list[ImageRecord]:
         if self._records is None:
@@ -202,9 +203,14 @@ class FolderDataset(Dataset):
                         continue
                     split, parts = parts[0], parts[1:]
                 label = parts[0] if len(parts) > 1 else None
+                try:
+                    st = f.abspath.stat()
+                except OSError as exc:  # deleted or replaced since the walk saw it
+                    self.skipped.add(f.relpath, f"cannot stat ({exc.strerror})")
+                    continue
                 records.append(ImageRecord(folder_doc_id(f.relpath), label, split, f.relpath))
-                st = f.abspath.stat()
                 self._sizes.append((f.relpath, st.st_size, st.st_mtime_ns))
+                self._stats[f.relpath] = (st.st_size, st.st_mtime_ns)
             self._records = records
         return self._records
 
@@ -214,6 +220,14 @@ class FolderDataset(Dataset):
             return list(records)
         wanted = Split(split).value
         return [r for r in records if r.split == wanted]
+
+    def file_stat(self, record: ImageRecord) -> tuple[int, int]:
+        """(size in bytes, mtime in ns) of `record`'s file when the folder was scanned."""
+        self._scan()
+        return self._stats[record.path]
+
+    def path_of(self, record: ImageRecord) -> Path:
+        return self.root / record.path
 
     def payload(self, record: ImageRecord) -> bytes:
         try:

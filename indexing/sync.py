@@ -35,10 +35,6 @@ class SyncCounts:
     unchanged: int = 0
     skipped: int = 0
 
-    def add(self, other: SyncCounts) -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
-
     def line(self) -> str:
         return ", ".join(f"{n} {v:,}" for n, v in asdict(self).items())
 

@@ -139,7 +139,7 @@ def run(files: int, new: int, repeats: int, workdir: Path) -> dict:
         alone = workdir / f"alone{r}"
         write_files(alone, seeds)
         fresh_settings = Settings.resolve(env={}, home=workdir / f"alone-home{r}")
-        fresh.append(timed(lambda: sync(fresh_settings, alone, model))[0])
+        fresh.append(timed(lambda s=fresh_settings, a=alone: sync(s, a, model))[0])
 
     small = workdir / "small"
     write_files(small, range(10**7, 10**7 + 1000))
@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         figures = run(args.files, args.new, args.repeats, Path(tmp))
     figures["load_before"] = [round(x, 2) for x in load]
     figures["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    figures["command"] = "python -m benchmarks.sync " + " ".join(sys.argv[1:] if argv is None else argv)
+    figures["command"] = "python -m benchmarks.sync " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     print(json.dumps(figures, indent=2))
     return 0
 

@@ -239,8 +239,8 @@ def test_the_start_page_shows_a_sample_to_search_with(page, live_server):
     expect(page.locator("#query-text")).to_contain_text(f"Image {target_id}")
     expect(grid_items(page)).to_have_count(10)
     expect(page.locator("#sample")).to_be_hidden()
-    result_sources = grid_items(page).locator("img").evaluate_all(
-        "imgs => imgs.map(i => i.getAttribute('src'))"
+    result_sources = (
+        grid_items(page).locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
     )
     assert all(src.endswith("?size=256") for src in result_sources)
     expect(grid_items(page).first.locator(".file-meta")).to_contain_text("KB")

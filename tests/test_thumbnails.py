@@ -111,3 +111,15 @@ def test_results_and_samples_carry_thumbnails_and_file_facts(photo_client):
     hits = photo_client.post("/api/search", json={"id": "dogs/rotated.jpg", "k": 3}).json
     assert all(h["thumbnail_url"].endswith("?size=256") and h["name"] for h in hits["results"])
     assert photo_client.get("/api/sample?n=0").status_code == 400
+
+
+def test_files_synced_after_the_server_opened_are_served(photo_client, photos):
+    from tests.sync_folder import fit_model, picture, sync
+
+    settings, folder = photos
+    assert photo_client.get("/api/sample?n=1").status_code == 200  # the service is open
+    (folder / "cats" / "new.png").write_bytes(picture(777))
+    sync(settings, folder, fit_model(folder, folder.parent / "model"))
+    response = photo_client.get("/api/images/cats/new.png?size=128")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert photo_client.get("/api/images/cats/../../secret?size=128").status_code == 404

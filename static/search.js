@@ -185,7 +185,7 @@
     const query = answer.query;
     if (state.query.kind === "id") {
       resetDropZone();
-      queryImage.src = query.image_url;
+      queryImage.src = query.thumbnail_url || query.image_url;
       const parts = [`Image ${query.id}`];
       if (query.label) parts.push(`label ${query.label}`);
       parts.push(query.indexed ? "in the index (left out of its own results)" : "not in the index");

@@ -45,6 +45,7 @@ class SyncPlan:
 
     counts: SyncCounts
     entries: dict[str, Entry]  # doc id -> what the folder holds now (for the manifest)
+    methods: tuple[str, ...] = ()  # the fields this run computes
     todo: dict[str, tuple[ImageRecord, tuple[str, ...]]] = field(default_factory=dict)
     renames: list[tuple[str, ImageRecord]] = field(default_factory=list)  # (old id, new record)
     remove: list[str] = field(default_factory=list)
@@ -104,7 +105,7 @@ def plan_sync(
     have = {f: store.ids_with(f) for f in fields | set(methods)} if store.exists() else {}
     in_store = set().union(*have.values()) if have else set()
     extra_fields = fields - set(methods)
-    plan = SyncPlan(SyncCounts(), {})
+    plan = SyncPlan(SyncCounts(), {}, tuple(methods))
     fresh: list[tuple[ImageRecord, Entry]] = []
     for record in records:
         try:
@@ -183,9 +184,9 @@ def apply_renames(
         moved = [(old, rec) for old, rec in batch if old in stored]
         for old, record in batch:
             if old not in stored:  # vanished meanwhile: encode instead
-                plan.todo.setdefault(
-                    record.doc_id, (record, tuple(_fields_of(plan, record.doc_id)))
-                )
+                plan.todo[record.doc_id] = (record, plan.methods)
+                plan.counts.renamed -= 1
+                plan.counts.added += 1
         store.upsert(
             Document(rec.doc_id, rec.path, rec.label, rec.split, dict(stored[old].vectors))
             for old, rec in moved
@@ -194,19 +195,6 @@ def apply_renames(
         manifest.replace([old for old, _ in moved], [plan.entries[r.doc_id] for _, r in moved])
         done += len(moved)
     return done
-
-
-def _fields_of(plan: SyncPlan, doc_id: str) -> Sequence[str]:
-    entry = plan.todo.get(doc_id)
-    return entry[1] if entry else plan_methods(plan)
-
-
-def plan_methods(plan: SyncPlan) -> tuple[str, ...]:
-    """Every method any record of the plan is encoded with."""
-    methods: dict[str, None] = {}
-    for _, fields in plan.todo.values():
-        methods.update(dict.fromkeys(fields))
-    return tuple(methods)
 
 
 def apply_removals(store: VectorStore, manifest: Manifest, plan: SyncPlan) -> None:

@@ -20,18 +20,9 @@ from cbir.core.errors import CbirError
 from indexing.manifest import Manifest, manifest_path
 from indexing.stores.urls import open_store
 from tests.sync_folder import assert_index_equals_folder, fit_model, picture, sync, write_folder
+from tests.test_store_contract import STORES
 
 ES_URL = os.environ.get("CBIR_ES_URL")
-STORES = [
-    "embedded",
-    pytest.param(
-        "elasticsearch",
-        marks=[
-            pytest.mark.elasticsearch,
-            pytest.mark.skipif(not ES_URL, reason="CBIR_ES_URL not set: no Elasticsearch server"),
-        ],
-    ),
-]
 
 
 @pytest.fixture(params=STORES)

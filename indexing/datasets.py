@@ -203,14 +203,9 @@ class FolderDataset(Dataset):
                         continue
                     split, parts = parts[0], parts[1:]
                 label = parts[0] if len(parts) > 1 else None
-                try:
-                    st = f.abspath.stat()
-                except OSError as exc:  # deleted or replaced since the walk saw it
-                    self.skipped.add(f.relpath, f"cannot stat ({exc.strerror})")
-                    continue
                 records.append(ImageRecord(folder_doc_id(f.relpath), label, split, f.relpath))
-                self._sizes.append((f.relpath, st.st_size, st.st_mtime_ns))
-                self._stats[f.relpath] = (st.st_size, st.st_mtime_ns)
+                self._sizes.append((f.relpath, f.size, f.mtime_ns))
+                self._stats[f.relpath] = (f.size, f.mtime_ns)
             self._records = records
         return self._records
 

@@ -9,6 +9,7 @@ renamed ones re-keyed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -102,56 +103,50 @@ def index_dataset(
     report = SkipReport(ds.skipped.items)
     empty: dict[str, list[str]] = {m: [] for m in methods}
     written = encoded = 0
-    with open_store(url, settings) as store:
+    with open_store(url, settings) as store, contextlib.ExitStack() as closing:
         plan, manifest, start = None, None, None
         if isinstance(ds, FolderDataset):
-            manifest = Manifest(manifest_path(settings.home, url))
+            manifest = closing.enter_context(Manifest(manifest_path(settings.home, url)))
             start = sync.tie_manifest(store, manifest, str(Path(ds.source).resolve()))
         meta = _index_meta(store.meta if store.exists() else {}, ds, dirs)
         if start is not None:
             meta[sync.SYNC_META_KEY] = {"manifest": start.token}
         store.create(infos, meta=meta)
-        try:
-            if manifest is not None and start is not None:
-                if start.reset:
-                    manifest.reset(start.token)
-                plan = _plan_folder(store, ds, records, methods, manifest, start.trust_store)
-            report.extend(ds.skipped.items)
-            done = {m: store.ids_with(m) for m in methods}
-            already = {m: len(ids & {r.doc_id for r in records}) for m, ids in done.items()}
-            groups = (
-                _plan_groups(plan) if plan is not None else _todo_groups(records, methods, done)
-            )
-            for group, todo in groups.items():
-                batches = ds.iter_batches(records=todo, batch_size=batch_size)
-                for result in encode_batches(
-                    batches,
-                    {m: dirs[m] for m in group},
-                    ray=ray,
-                    max_pixels=settings.max_pixels,
-                    total=len(todo),
-                    desc=f"index {'+'.join(group)}",
-                    show_progress=show_progress,
-                ):
-                    seen = {s.path for s in report.items}
-                    unreadable = [s.path for s in ds.skipped.items if s.path not in seen]
-                    report.extend(result.skipped)
-                    report.extend(ds.skipped.items)
-                    if plan is not None and manifest is not None:
-                        undecodable = {s.path: s.reason for s in result.skipped}
-                        sync.record_skipped(store, manifest, plan, undecodable, unreadable)
-                    if not result.records:
-                        continue
-                    for method, vectors in result.vectors.items():
-                        zero = np.flatnonzero(~np.any(vectors, axis=1))
-                        empty[method] += [result.records[i].doc_id for i in zero]
-                    written += store.upsert(documents_from(result.records, result.vectors))
-                    encoded += len(result.records)
-                    if plan is not None and manifest is not None:
-                        sync.record_encoded(manifest, plan, result.records)
-        finally:
-            if manifest is not None:
-                manifest.close()
+        if manifest is not None and start is not None:
+            if start.reset:
+                manifest.reset(start.token)
+            plan = _plan_folder(store, ds, records, methods, manifest, start.trust_store)
+        report.extend(ds.skipped.items)
+        done = {m: store.ids_with(m) for m in methods}
+        already = {m: len(ids & {r.doc_id for r in records}) for m, ids in done.items()}
+        groups = _plan_groups(plan) if plan is not None else _todo_groups(records, methods, done)
+        for group, todo in groups.items():
+            batches = ds.iter_batches(records=todo, batch_size=batch_size)
+            for result in encode_batches(
+                batches,
+                {m: dirs[m] for m in group},
+                ray=ray,
+                max_pixels=settings.max_pixels,
+                total=len(todo),
+                desc=f"index {'+'.join(group)}",
+                show_progress=show_progress,
+            ):
+                seen = {s.path for s in report.items}
+                unreadable = [s.path for s in ds.skipped.items if s.path not in seen]
+                report.extend(result.skipped)
+                report.extend(ds.skipped.items)
+                if plan is not None and manifest is not None:
+                    undecodable = {s.path: s.reason for s in result.skipped}
+                    sync.record_skipped(store, manifest, plan, undecodable, unreadable)
+                if not result.records:
+                    continue
+                for method, vectors in result.vectors.items():
+                    zero = np.flatnonzero(~np.any(vectors, axis=1))
+                    empty[method] += [result.records[i].doc_id for i in zero]
+                written += store.upsert(documents_from(result.records, result.vectors))
+                encoded += len(result.records)
+                if plan is not None and manifest is not None:
+                    sync.record_encoded(manifest, plan, result.records)
         store.create(infos, meta=_with_label_counts(store.meta, records, report))
         documents = store.count()
     counts = None

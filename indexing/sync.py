@@ -73,13 +73,14 @@ def tie_manifest(store: VectorStore, manifest: Manifest, source: str) -> SyncSta
     """
     meta = store.meta if store.exists() else {}
     recorded = meta.get("dataset", {})
-    if recorded.get("name") == "folder" and recorded.get("source") not in (None, source):
+    if recorded and (recorded.get("name"), recorded.get("source")) != ("folder", source):
         count = store.count()
         if count:
+            held = f"the {recorded.get('name')} dataset at {recorded.get('source')}"
             raise CbirError(
-                f"the store {store.url} holds the folder {recorded['source']}; syncing "
-                f"{source} into it would remove its {count:,} documents: pass another "
-                "--store (or CBIR_STORE), or drop that index first"
+                f"the store {store.url} holds {held}; syncing the folder {source} into it "
+                f"would remove its {count:,} documents: pass another --store (or "
+                "CBIR_STORE), or drop that index first"
             )
     token = meta.get(SYNC_META_KEY, {}).get("manifest")
     if token is not None and token == manifest.token:

@@ -187,9 +187,11 @@ def test_ctrl_c_stops_the_cli_with_a_summary(tmp_path, folder, model):
     assert "Traceback" not in err
 
 
-def test_watch_refuses_a_dataset_that_is_not_a_folder(cli):
+def test_watch_refuses_a_dataset_that_is_not_a_folder_and_a_limit(cli, folder):
     code, out, err = cli("index", "--dataset", "cifar10", "--watch")
     assert code != 0 and "--watch follows a folder" in err + out
+    code, out, err = cli("index", "--dataset", "folder", "--data", folder, "--watch", "--limit", 2)
+    assert code != 0 and "drop --limit" in err + out and "Traceback" not in err
 
 
 def test_sync_then_watch_agree(settings, folder, model):

@@ -133,6 +133,8 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.dataset != "folder" or not args.data:
         raise CbirError("--watch follows a folder: use --dataset folder --data FOLDER")
+    if args.limit is not None:
+        raise CbirError("--watch keeps the whole folder in sync: drop --limit")
     if args.debounce < 0:
         raise CbirError(f"--debounce must be zero or more seconds, got {args.debounce}")
     ray = ray_options(args) if args.ray_address else None

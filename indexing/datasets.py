@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import stat
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -14,7 +15,7 @@ from urllib.parse import quote
 import numpy as np
 
 from cbir.core.errors import CbirError, DatasetError
-from features.imaging import ImageDecodeError, decode_image
+from features.imaging import IMAGE_SUFFIXES, ImageDecodeError, decode_image
 from indexing.skipped import SkipReport
 from indexing.walk import walk_images
 
@@ -208,6 +209,43 @@ class FolderDataset(Dataset):
                 self._stats[f.relpath] = (f.size, f.mtime_ns)
             self._records = records
         return self._records
+
+    def restrict(self, relpaths: Iterable[str]) -> bool:
+        """Scan only `relpaths` (POSIX, relative to the root) instead of walking the tree.
+
+        Only for a folder without train/test layout, and paths that are plain files or gone
+        image files (hidden ones and other files are left out, as the walk leaves them out):
+        returns False (and changes nothing) for anything else, e.g. a directory or a link,
+        which needs the full walk to be seen as it would see it.
+        """
+        if any((self.root / s).exists() for s in _SPLITS):
+            return False
+        records, stats = [], {}
+        for rel in sorted(set(relpaths)):
+            parts = rel.split("/")
+            if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                return False
+            if any(p.startswith(".") for p in parts):
+                continue  # hidden: the walk never looks there either
+            path = self.root / rel
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                if Path(rel).suffix.lower() not in IMAGE_SUFFIXES:
+                    return False  # perhaps a folder that held images
+                continue  # gone: the sync removes its document
+            except OSError:
+                return False
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            if Path(rel).suffix.lower() not in IMAGE_SUFFIXES:
+                continue  # not an image: nothing to index
+            label = parts[0] if len(parts) > 1 else None
+            records.append(ImageRecord(folder_doc_id(rel), label, None, rel))
+            stats[rel] = (st.st_size, st.st_mtime_ns)
+        self._records, self._stats, self._by_id = records, stats, None
+        self._sizes = [(rel, *st) for rel, st in stats.items()]
+        return True
 
     def records(self, split: Split | str | None = None) -> list[ImageRecord]:
         records = self._scan()

@@ -98,9 +98,11 @@ def plan_sync(
     manifest: Manifest,
     *,
     trust_store: bool = False,
+    scope: set[str] | None = None,
 ) -> SyncPlan:
     """Compare folder, manifest and store. `current_ids` are every file's doc id on the index
-    side (before any --limit): documents outside it are removed."""
+    side (before any --limit): documents outside it are removed. With `scope` (doc ids), only
+    those documents are considered for removal and as rename sources."""
     entries = manifest.entries()
     fields = set(store.fields) if store.exists() else set()
     have = {f: store.ids_with(f) for f in fields | set(methods)} if store.exists() else {}
@@ -142,7 +144,8 @@ def plan_sync(
                 plan.counts.added += 1
                 continue
         plan.counts.unchanged += 1
-    gone = sorted((in_store | set(entries)) - current_ids)
+    known = in_store | set(entries)
+    gone = sorted((known if scope is None else known & scope) - current_ids)
     by_sha: dict[str, list[str]] = {}
     for doc_id in gone:
         old = entries.get(doc_id)

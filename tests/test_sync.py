@@ -164,3 +164,35 @@ def test_limit_does_not_remove_the_files_it_leaves_out(settings, folder, model):
     report = sync(settings, folder, model, limit=2)
     assert counts(report)["removed"] == 0
     assert assert_index_equals_folder(settings, folder, model) == 12
+
+
+def test_a_sync_of_named_paths_touches_only_them_and_keeps_label_counts(settings, folder, model):
+    sync(settings, folder, model)
+    (folder / "dogs" / "00000.png").write_bytes(picture(500))  # changed
+    (folder / "cats" / "00001.png").unlink()  # removed
+    (folder / "dogs" / "00002.png").rename(folder / "cats" / "was-a-dog.png")  # renamed
+    (folder / "cats" / "new.png").write_bytes(picture(600))  # added
+    (folder / "cats" / ".partial.png").write_bytes(b"half")  # hidden: ignored
+    (folder / "dogs" / "00004.png").unlink()  # outside the named paths: left for a full sync
+    named = ["dogs/00000.png", "cats/00001.png", "dogs/00002.png", "cats/was-a-dog.png",
+             "cats/new.png", "cats/.partial.png"]  # fmt: skip
+    report = sync(settings, folder, model, only=named)
+    assert counts(report) == dict(added=1, changed=1, removed=1, renamed=1, unchanged=0, skipped=0)
+    assert report.encoded == 2
+    with open_store(settings.store, settings) as store:
+        assert "dogs/00004.png" in store.ids_with("colour")
+        scoped_counts = store.meta["label_counts"]
+    full = sync(settings, folder, model)
+    assert counts(full)["removed"] == 1 and full.encoded == 0
+    assert assert_index_equals_folder(settings, folder, model) == 11
+    with open_store(settings.store, settings) as store:
+        assert store.meta["label_counts"] == {"cats": 7, "dogs": 4}
+        assert scoped_counts == {"cats": 7, "dogs": 5}  # the full sync then saw 00004 gone
+
+
+def test_a_named_folder_or_link_means_a_full_sync(settings, folder, model):
+    sync(settings, folder, model)
+    shutil.move(folder / "cats", folder / "kittens")
+    report = sync(settings, folder, model, only=["cats", "kittens"])
+    assert counts(report)["renamed"] == 6 and counts(report)["unchanged"] == 6
+    assert assert_index_equals_folder(settings, folder, model) == 12

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from indexing.datasets import (
     DatasetKind,
     FolderDataset,
     ImageRecord,
+    folder_doc_id,
     index_side,
     limit_per_label,
 )
@@ -83,19 +84,24 @@ def index_dataset(
     batch_size: int = 1000,
     limit: int | None = None,
     show_progress: bool = True,
+    only: Collection[str] | None = None,
 ) -> IndexReport:
     """Index the index side of `dataset` with every method into the store; returns the report.
 
     `models` maps a method to an explicit model directory (default: see indexing.models).
     `limit` keeps the first n images of each label. `ray=None` encodes in this process.
+    `only` (folders; paths relative to it) syncs just those files when the folder allows it
+    (FolderDataset.restrict), else the whole folder: what a watcher's batch of events asks.
     """
     clock = Stopwatch()
     methods = list(dict.fromkeys(methods))
     if not methods:
         raise CbirError("no method given; use --method bovw,cnn")
     ds = open_dataset(dataset, settings, data)
+    scoped = only is not None and isinstance(ds, FolderDataset) and ds.restrict(only)
+    scope = {folder_doc_id(rel) for rel in only} if scoped and only is not None else None
     records = limit_per_label(index_side(ds), limit)
-    if not records:
+    if not records and scope is None:
         raise CbirError(f"dataset {ds.source} has no images to index")
     dirs = model_dirs(settings, methods, models)
     infos = {m: ex.info for m, ex in load_models(dirs).items()}
@@ -115,7 +121,8 @@ def index_dataset(
         if manifest is not None and start is not None:
             if start.reset:
                 manifest.reset(start.token)
-            plan = _plan_folder(store, ds, records, methods, manifest, start.trust_store)
+            before = _labels_held(store, scope)
+            plan = _plan_folder(store, ds, records, methods, manifest, start.trust_store, scope)
         report.extend(ds.skipped.items)
         done = {m: store.ids_with(m) for m in methods}
         already = {m: len(ids & {r.doc_id for r in records}) for m, ids in done.items()}
@@ -147,7 +154,10 @@ def index_dataset(
                 encoded += len(result.records)
                 if plan is not None and manifest is not None:
                     sync.record_encoded(manifest, plan, result.records)
-        store.create(infos, meta=_with_label_counts(store.meta, records, report))
+        if scope is None:
+            store.create(infos, meta=_with_label_counts(store.meta, records, report))
+        else:
+            store.create(infos, meta=_with_label_deltas(store.meta, before, records, report))
         documents = store.count()
     counts = None
     if plan is not None:
@@ -183,10 +193,13 @@ def _plan_folder(
     methods: Sequence[str],
     manifest: Manifest,
     trust_store: bool,
+    scope: set[str] | None,
 ) -> sync.SyncPlan:
     """Plan the sync of a folder, then re-key renamed files and drop vanished ones."""
     current = {r.doc_id for r in index_side(ds)}
-    plan = sync.plan_sync(store, ds, records, current, methods, manifest, trust_store=trust_store)
+    plan = sync.plan_sync(
+        store, ds, records, current, methods, manifest, trust_store=trust_store, scope=scope
+    )
     sync.apply_renames(store, manifest, plan)
     sync.apply_removals(store, manifest, plan)
     if plan.touched:
@@ -236,3 +249,25 @@ def _with_label_counts(meta: Mapping, records: Sequence[ImageRecord], report: Sk
         if r.path not in skipped and r.label is not None:
             counts[r.label] = counts.get(r.label, 0) + 1
     return {**meta, "label_counts": counts}
+
+
+def _labels_held(store: VectorStore, scope: set[str] | None) -> dict[str, str | None]:
+    """Doc id -> label of the scope's documents in the store before a scoped sync."""
+    if scope is None or not store.exists():
+        return {}
+    return {doc_id: doc.label for doc_id, doc in store.get(sorted(scope)).items()}
+
+
+def _with_label_deltas(
+    meta: Mapping, before: Mapping[str, str | None], records: Sequence[ImageRecord], report
+) -> dict:
+    """Label counts after a scoped sync: the scope's old documents out, its indexed files in."""
+    counts = dict(meta.get("label_counts", {}))
+    for label in before.values():
+        if label is not None and counts.get(label, 0) > 0:
+            counts[label] -= 1
+    skipped = {s.path for s in report.items}
+    for r in records:
+        if r.path not in skipped and r.label is not None:
+            counts[r.label] = counts.get(r.label, 0) + 1
+    return {**meta, "label_counts": {k: v for k, v in counts.items() if v > 0}}

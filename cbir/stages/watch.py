@@ -61,6 +61,7 @@ def watch_folder(
         raise CbirError(f"--watch needs a folder: {data} is not a directory (pass --data FOLDER)")
     clock = Stopwatch()
     summary = WatchSummary()
+    resolved = root.resolve()
 
     def one_sync(paths: set[str] | None = None) -> None:
         report = index_dataset(
@@ -72,6 +73,7 @@ def watch_folder(
             ray=ray,
             batch_size=batch_size,
             show_progress=paths is None,
+            only=None if paths is None else relative_paths(paths, resolved),
         )
         summary.batches += paths is not None
         summary.encoded += report.encoded
@@ -81,11 +83,12 @@ def watch_folder(
             totals = summary.counts
             for name in ("added", "changed", "removed", "renamed"):
                 setattr(totals, name, getattr(totals, name) + getattr(now, name))
-            totals.unchanged, totals.skipped = now.unchanged, now.skipped  # a state, not a sum
+            if paths is None:  # a state, not a sum: as the last whole-folder sync saw it
+                totals.unchanged, totals.skipped = now.unchanged, now.skipped
         on_sync(report)
 
     watcher = FolderWatcher(
-        root.resolve(),
+        resolved,
         one_sync,
         poll=poll,
         quiet=quiet,
@@ -103,3 +106,16 @@ def watch_folder(
         watcher.stop()
         summary.seconds = round(clock.seconds, 3)
     return summary
+
+
+def relative_paths(paths: set[str], root: Path) -> list[str]:
+    """Event paths as POSIX paths relative to `root` (the root itself and outsiders left out)."""
+    out = []
+    for path in paths:
+        try:
+            rel = Path(path).relative_to(root)
+        except ValueError:
+            continue
+        if rel.parts:
+            out.append(rel.as_posix())
+    return out

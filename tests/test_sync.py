@@ -190,7 +190,7 @@ def test_a_sync_of_named_paths_touches_only_them_and_keeps_label_counts(settings
         assert scoped_counts == {"cats": 7, "dogs": 5}  # the full sync then saw 00004 gone
 
 
-def test_a_named_folder_or_link_means_a_full_sync(settings, folder, model):
+def test_a_named_folder_means_a_full_sync(settings, folder, model):
     sync(settings, folder, model)
     shutil.move(folder / "cats", folder / "kittens")
     report = sync(settings, folder, model, only=["cats", "kittens"])

@@ -29,6 +29,7 @@ from indexing.stores.embedded import EmbeddedStore
 from tests.sync_folder import sync
 
 home, folder, model, hold, phase = sys.argv[1:6]
+only = sys.argv[6].split(",") if len(sys.argv) > 6 else None
 hold = int(hold)
 writes = [0]
 
@@ -47,24 +48,20 @@ def held(method):
 
 EmbeddedStore.upsert = held(EmbeddedStore.upsert)
 EmbeddedStore.delete = held(EmbeddedStore.delete)
-sync(Settings.resolve(env={}, home=Path(home)), Path(folder), Path(model), batch_size=2)
+sync(Settings.resolve(env={}, home=Path(home)), Path(folder), Path(model), batch_size=2, only=only)
 print("finished", flush=True)
 """
 
 
-def run_until_held(settings: Settings, folder: Path, model: Path, hold: int, phase: str) -> None:
+def run_until_held(
+    settings: Settings, folder: Path, model: Path, hold: int, phase: str, only: str = ""
+) -> None:
     """Run the sync in a child, kill it with SIGKILL where it holds (or let it finish)."""
+    args = [str(settings.home), str(folder), str(model), str(hold), phase] + (
+        [only] if only else []
+    )
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            CHILD,
-            str(settings.home),
-            str(folder),
-            str(model),
-            str(hold),
-            phase,
-        ],
+        [sys.executable, "-c", CHILD, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -123,3 +120,12 @@ def test_two_crashes_and_a_change_between_them(settings, synced):
     run_until_held(settings, folder, model, 2, "after")
     sync(settings, folder, model)
     assert assert_index_equals_folder(settings, folder, model) == 43
+
+
+def test_sigkill_in_a_sync_of_named_paths_then_a_rerun_of_them(settings, synced):
+    folder, model = synced
+    named = [str(p.relative_to(folder)) for p in sorted(folder.rglob("*.png"))]
+    named += [f"cats/{seed:05d}.png" for seed in range(1, 25, 2)]  # deleted or moved away
+    run_until_held(settings, folder, model, 4, "after", only=",".join(named))
+    sync(settings, folder, model, only=named)
+    assert assert_index_equals_folder(settings, folder, model) == 44

@@ -34,10 +34,12 @@ from evaluation.latest_summary import headline, latest_summary
 from evaluation.query_quality import query_quality
 from features.base import ModelError
 from features.imaging import ImageDecodeError, decode_image
+from indexing.gallery import SampleIds, describe, image_bytes
 from indexing.methods import FUSION
 from indexing.search import IndexMissingError, SearchService, UnknownDocumentError
 from indexing.service_holder import ServiceHolder
 from indexing.stores.base import StoreError
+from indexing.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "CBIR_DEFAULT_K": 10,
     "CBIR_INDEX_RETRY_SECONDS": 1.0,  # how often a missing or changed index is looked for again
     "CBIR_THUMBNAIL_SIDE": 512,  # images are served at most this many pixels wide or high
+    "CBIR_GRID_SIZE": 256,  # the thumbnail size the page's grids ask for (?size=)
+    "CBIR_SAMPLE_SIZE": 24,  # images on the start page
+    "CBIR_SAMPLE_IDS_SECONDS": 60.0,  # how long the list of indexed ids is reused for samples
 }
 METHOD_NAMES = {
     "bovw": "BoVW",
@@ -97,6 +102,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         lambda: SearchService.open_tuned(settings),
         retry_seconds=float(app.config["CBIR_INDEX_RETRY_SECONDS"]),
     )
+    app.extensions["cbir_thumbnails"] = ThumbnailCache(
+        settings.cache_dir / "thumbnails", settings.max_pixels
+    )
+    app.extensions["cbir_sample_ids"] = SampleIds()
     app.register_blueprint(page)
     app.register_blueprint(api)
     app.register_error_handler(HTTPException, http_error)
@@ -169,6 +178,8 @@ def client_config(service: SearchService | None) -> dict[str, Any]:
         "maxUploadMb": current_app.config["CBIR_MAX_UPLOAD_MB"],
         "scoreNames": SCORE_NAMES,
         "searchUrl": url_for("api.search"),
+        "sampleUrl": url_for("api.sample"),
+        "sampleSize": current_app.config["CBIR_SAMPLE_SIZE"],
     }
 
 
@@ -275,6 +286,8 @@ def result_json(service: SearchService, result) -> dict[str, Any]:
             "label": query.label,
             "indexed": query.indexed,
             "image_url": image_url(query.doc_id) if query.doc_id else None,
+            "thumbnail_url": thumbnail_url(query.doc_id) if query.doc_id else None,
+            **(image_facts(service, query.doc_id) if query.doc_id else {}),
         },
         "quality": None if quality is None else {**quality, "k": result.k},
         "results": [
@@ -285,6 +298,8 @@ def result_json(service: SearchService, result) -> dict[str, Any]:
                 "label": hit.label,
                 "same_label": None if query.label is None else hit.label == query.label,
                 "image_url": image_url(hit.doc_id),
+                "thumbnail_url": thumbnail_url(hit.doc_id),
+                **image_facts(service, hit.doc_id),
             }
             for rank, hit in enumerate(result.hits, start=1)
         ],
@@ -295,18 +310,63 @@ def image_url(doc_id: str) -> str:
     return url_for("api.image", doc_id=doc_id)
 
 
+def thumbnail_url(doc_id: str) -> str:
+    return url_for("api.image", doc_id=doc_id, size=current_app.config["CBIR_GRID_SIZE"])
+
+
+def thumbnails() -> ThumbnailCache:
+    return current_app.extensions["cbir_thumbnails"]
+
+
+def image_facts(service: SearchService, doc_id: str) -> dict[str, Any]:
+    return describe(thumbnails(), service, doc_id)
+
+
 @api.get("/images/<path:doc_id>")
 def image(doc_id: str) -> Response:
-    """A known image as PNG, looked up by doc id through the service (never a path we join)."""
+    """A known image by doc id (never a path we join): `?size=N` a cached JPEG thumbnail whose
+    long side is at most N (one of SIZES), `?size=original` the file as it is, no size the
+    image as PNG at most CBIR_THUMBNAIL_SIDE wide or high."""
     service = open_service()
     try:
-        png = service.image_png(doc_id, max_side=current_app.config["CBIR_THUMBNAIL_SIDE"])
+        body, mimetype = image_bytes(
+            thumbnails(),
+            service,
+            doc_id,
+            request.args.get("size"),
+            png_side=current_app.config["CBIR_THUMBNAIL_SIDE"],
+        )
     except ImageDecodeError as exc:
         raise NotFound(f"the image of {doc_id!r} cannot be read ({exc.reason})") from None
-    response = Response(png, mimetype="image/png")
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    response = Response(body, mimetype=mimetype)
     response.headers["Cache-Control"] = "public, max-age=86400"
     response.add_etag()
     return response.make_conditional(request)
+
+
+@api.get("/sample")
+def sample() -> Response:
+    """`n` (default CBIR_SAMPLE_SIZE, at most 100) random indexed images; `seed` repeats a draw."""
+    service = open_service()
+    n = request.args.get("n", str(current_app.config["CBIR_SAMPLE_SIZE"]))
+    if not n.isdigit() or not 1 <= int(n) <= 100:
+        raise BadRequest(f"n must be an integer from 1 to 100, got {n!r}")
+    ids = current_app.extensions["cbir_sample_ids"]
+    ids.max_age = float(current_app.config["CBIR_SAMPLE_IDS_SECONDS"])
+    drawn = ids.draw(service, int(n), request.args.get("seed"))
+    images = [
+        {
+            "id": doc_id,
+            "label": label,
+            "image_url": image_url(doc_id),
+            "thumbnail_url": thumbnail_url(doc_id),
+            **image_facts(service, doc_id),
+        }
+        for doc_id, label in drawn
+    ]
+    return jsonify({"documents": len(ids.ids), "images": images})
 
 
 # ---- errors: JSON under /api/, a page elsewhere; never a traceback ------------------------

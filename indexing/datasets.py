@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import stat
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cbir.core.errors import CbirError, DatasetError
-from features.imaging import DEFAULT_MIN_SIDE, ImageDecodeError, decode_image
+from features.imaging import DEFAULT_MIN_SIDE, IMAGE_SUFFIXES, ImageDecodeError, decode_image
 from indexing.docids import display_path, folder_doc_id, folder_relpath
 from indexing.skipped import SkipReport
 from indexing.walk import walk_images
@@ -190,6 +191,7 @@ class FolderDataset(Dataset):
         self.source = str(self.root)
         self._records: list[ImageRecord] | None = None
         self._sizes: list[tuple[str, int, int]] = []
+        self._stats: dict[str, tuple[int, int]] = {}
 
     def _scan(self) -> list[ImageRecord]:
         if self._records is None:
@@ -206,11 +208,50 @@ class FolderDataset(Dataset):
                     split, parts = parts[0], parts[1:]
                 label = display_path(parts[0]) if len(parts) > 1 else None
                 doc_id = folder_doc_id(f.relpath)
-                records.append(ImageRecord(doc_id, label, split, display_path(f.relpath)))
-                st = f.abspath.stat()
-                self._sizes.append((f.relpath, st.st_size, st.st_mtime_ns))
+                shown = display_path(f.relpath)
+                records.append(ImageRecord(doc_id, label, split, shown))
+                self._sizes.append((f.relpath, f.size, f.mtime_ns))
+                self._stats[shown] = (f.size, f.mtime_ns)
             self._records = records
         return self._records
+
+    def restrict(self, relpaths: Iterable[str]) -> bool:
+        """Scan only `relpaths` (POSIX, relative to the root) instead of walking the tree.
+
+        Only for a folder without train/test layout, and paths that are plain files or gone
+        image files (hidden ones and other files are left out, as the walk leaves them out):
+        returns False (and changes nothing) for anything else, e.g. a directory or a link,
+        which needs the full walk to be seen as it would see it.
+        """
+        if any((self.root / s).exists() for s in _SPLITS):
+            return False
+        records, stats = [], {}
+        for rel in sorted(set(relpaths)):
+            parts = rel.split("/")
+            if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                return False
+            if any(p.startswith(".") for p in parts):
+                continue  # hidden: the walk never looks there either
+            path = self.root / rel
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                if Path(rel).suffix.lower() not in IMAGE_SUFFIXES:
+                    return False  # perhaps a folder that held images
+                continue  # gone: the sync removes its document
+            except OSError:
+                return False
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            if Path(rel).suffix.lower() not in IMAGE_SUFFIXES:
+                continue  # not an image: nothing to index
+            label = display_path(parts[0]) if len(parts) > 1 else None
+            shown = display_path(rel)
+            records.append(ImageRecord(folder_doc_id(rel), label, None, shown))
+            stats[shown] = (st.st_size, st.st_mtime_ns)
+        self._records, self._stats, self._by_id = records, stats, None
+        self._sizes = [(folder_relpath(r.doc_id), *stats[r.path]) for r in records]
+        return True
 
     def records(self, split: Split | str | None = None) -> list[ImageRecord]:
         records = self._scan()
@@ -218,6 +259,14 @@ class FolderDataset(Dataset):
             return list(records)
         wanted = Split(split).value
         return [r for r in records if r.split == wanted]
+
+    def file_stat(self, record: ImageRecord) -> tuple[int, int]:
+        """(size in bytes, mtime in ns) of `record`'s file when the folder was scanned."""
+        self._scan()
+        return self._stats[record.path]
+
+    def path_of(self, record: ImageRecord) -> Path:
+        return self.root / folder_relpath(record.doc_id)
 
     def payload(self, record: ImageRecord) -> bytes:
         try:

@@ -24,7 +24,7 @@ from cbir.core.errors import CbirError
 from features.base import Extractor
 from features.imaging import decode_image
 from indexing.dataset_kinds import open_dataset
-from indexing.datasets import Dataset, ImageRecord
+from indexing.datasets import Dataset, FolderDataset, ImageRecord
 from indexing.expansion import Expansion, expanded_search
 from indexing.fusion import FusionRule, fuse
 from indexing.fusion_expansion import FUSED_METHODS, expansion_for, fusion_for
@@ -210,13 +210,30 @@ class SearchService:
         return self._search(vectors, method, k, query, start)
 
     def record(self, doc_id: str) -> ImageRecord:
-        """The dataset record of `doc_id`; UnknownDocumentError when there is none."""
+        """The dataset record of `doc_id`; UnknownDocumentError when there is none.
+
+        A folder synced since the service opened has documents its scan lacks: those are
+        found through the store's record of their path (kept inside the folder)."""
         if self.dataset is not None:
             try:
                 return self.dataset.record(doc_id)
             except KeyError:
                 pass
+            found = self._synced_record(doc_id)
+            if found is not None:
+                return found
         raise UnknownDocumentError(f"no image with id {doc_id!r} in this index or its dataset")
+
+    def _synced_record(self, doc_id: str) -> ImageRecord | None:
+        if not isinstance(self.dataset, FolderDataset):
+            return None
+        stored = self.store.get([doc_id]).get(doc_id)
+        if stored is None or not stored.path:
+            return None
+        root = self.dataset.root.resolve()
+        if root not in (root / stored.path).resolve().parents:
+            return None
+        return ImageRecord(doc_id, stored.label, stored.split, stored.path)
 
     def image(self, doc_id: str, max_side: int | None = None) -> np.ndarray:
         """The pixels of a known image (uint8 RGB (h, w, 3)), looked up by doc id only."""

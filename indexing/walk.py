@@ -15,10 +15,13 @@ from indexing.skipped import SkipReport
 
 @dataclass(frozen=True)
 class FoundFile:
-    """An image file found under the root: `relpath` is POSIX, relative to the root."""
+    """An image file found under the root: `relpath` is POSIX, relative to the root; size and
+    mtime (ns) as the walk saw them."""
 
     relpath: str
     abspath: Path
+    size: int = 0
+    mtime_ns: int = 0
 
 
 def walk_images(root: Path, report: SkipReport) -> Iterator[FoundFile]:
@@ -64,7 +67,8 @@ def walk_images(root: Path, report: SkipReport) -> Iterator[FoundFile]:
                     report.add(display_path(rel), "broken symbolic link")
                     continue
             try:
-                mode = path.stat().st_mode
+                st = path.stat()
+                mode = st.st_mode
             except OSError as exc:
                 report.add(display_path(rel), f"cannot stat ({exc.strerror})")
                 continue
@@ -73,7 +77,7 @@ def walk_images(root: Path, report: SkipReport) -> Iterator[FoundFile]:
             elif not stat.S_ISREG(mode):
                 report.add(display_path(rel), f"not a regular file ({_kind(mode)})")
             elif path.suffix.lower() in IMAGE_SUFFIXES:
-                yield FoundFile(rel, path)
+                yield FoundFile(rel, path, st.st_size, st.st_mtime_ns)
             else:
                 report.add(display_path(rel), f"not an image file suffix ({path.suffix or 'none'})")
         # Reversed so the stack pops sub-directories in sorted order.

@@ -18,6 +18,9 @@
   const queryImage = $("query-image");
   const queryText = $("query-text");
   const results = $("results");
+  const sample = $("sample");
+  const sampleGrid = $("sample-grid");
+  const reshuffle = $("reshuffle");
   const methodNames = Object.fromEntries(config.methods.map((m) => [m.value, m.name]));
 
   // query: {kind: "id", id} | {kind: "file", file} | null
@@ -182,7 +185,7 @@
     const query = answer.query;
     if (state.query.kind === "id") {
       resetDropZone();
-      queryImage.src = query.image_url;
+      queryImage.src = query.thumbnail_url || query.image_url;
       const parts = [`Image ${query.id}`];
       if (query.label) parts.push(`label ${query.label}`);
       parts.push(query.indexed ? "in the index (left out of its own results)" : "not in the index");
@@ -194,19 +197,78 @@
     queryInfo.hidden = false;
   }
 
-  function hitItem(answer, hit, both) {
-    const classes = ["hit"];
-    if (hit.same_label) classes.push("same");
-    if (both && both.has(hit.id)) classes.push("both");
+  function sizeText(item) {
+    const parts = [];
+    if (item.width && item.height) parts.push(`${item.width}×${item.height}`);
+    if (item.bytes !== null && item.bytes !== undefined) {
+      const kb = item.bytes / 1024;
+      parts.push(kb >= 1024 ? `${(kb / 1024).toFixed(1)} MB` : `${Math.max(1, Math.round(kb))} KB`);
+    }
+    return parts.join(" · ");
+  }
+
+  function fileLines(item) {
+    // File name, then folder and image size: what a photo collection is known by.
+    const folder = item.folder ? `${item.folder}/` : "";
+    return [
+      el("span", { class: "file-name", text: item.name || item.id, title: item.id }),
+      el("span", { class: "file-meta", text: [folder, sizeText(item)].filter(Boolean).join(" · ") }),
+    ];
+  }
+
+  function thumbnail(item) {
     const img = el("img", {
       class: "thumb",
-      src: hit.image_url,
-      alt: "",
+      src: item.thumbnail_url || item.image_url,
+      alt: item.name || "",
       loading: "lazy",
       width: 96,
       height: 96,
     });
     crispWhenSmall(img);
+    return img;
+  }
+
+  function sampleItem(item) {
+    const link = el(
+      "a",
+      { href: pageUrl(item.id, state.method, state.k, state.view), "data-id": item.id },
+      thumbnail(item),
+      item.label ? el("span", { class: "label", text: item.label }) : null,
+      ...fileLines(item),
+    );
+    return el("li", { class: "hit" }, link);
+  }
+
+  async function loadSample() {
+    const seed = Math.random().toString(36).slice(2, 10);
+    const url = `${config.sampleUrl}?n=${config.sampleSize}&seed=${seed}`;
+    reshuffle.disabled = true;
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      const answer = await response.json();
+      if (!response.ok) throw new Error(answer.error || messageForStatus(response.status));
+      sampleGrid.replaceChildren(...answer.images.map(sampleItem));
+      $("sample-count").textContent =
+        `${answer.images.length} of ${answer.documents.toLocaleString()} images, at random. ` +
+        "Pick one to search with it.";
+    } catch (err) {
+      showError(`No sample of the collection: ${err.message}`);
+    } finally {
+      reshuffle.disabled = false;
+    }
+  }
+
+  function showSample(visible) {
+    sample.hidden = !visible;
+    if (visible && !sampleGrid.children.length) loadSample();
+  }
+
+  function hitItem(answer, hit, both) {
+    const classes = ["hit"];
+    if (hit.same_label) classes.push("same");
+    if (both && both.has(hit.id)) classes.push("both");
+    const img = thumbnail(hit);
     const link = el(
       "a",
       { href: pageUrl(hit.id, state.method, state.k, state.view), "data-id": hit.id },
@@ -223,7 +285,7 @@
         hit.label || "no label",
         hit.same_label ? el("span", { class: "badge same-badge", text: "✓ same class" }) : null,
       ),
-      el("span", { class: "doc-id", text: hit.id }),
+      ...fileLines(hit),
       both && both.has(hit.id) ? el("span", { class: "badge both-badge", text: "in both" }) : null,
     );
     return el("li", { class: classes.join(" ") }, link);
@@ -267,6 +329,7 @@
       ...answers.map((answer) => column(answer, both)),
     );
     results.replaceChildren(columns);
+    showSample(false);
     setStatus(summary);
   }
 
@@ -340,7 +403,7 @@
   }
   form.addEventListener("submit", (event) => event.preventDefault());
 
-  results.addEventListener("click", (event) => {
+  function searchOnClick(event) {
     const link = event.target.closest("a[data-id]");
     if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) {
       return; // let the browser open the shareable URL in a new tab or window
@@ -349,7 +412,10 @@
     state.query = { kind: "id", id: link.dataset.id };
     window.scrollTo({ top: 0 });
     search(true);
-  });
+  }
+  results.addEventListener("click", searchOnClick);
+  sampleGrid.addEventListener("click", searchOnClick);
+  reshuffle.addEventListener("click", loadSample);
 
   window.addEventListener("popstate", () => {
     readUrl();
@@ -358,9 +424,11 @@
       results.replaceChildren();
       queryInfo.hidden = true;
       setStatus("");
+      showSample(true);
     }
   });
 
   readUrl();
   if (state.query) search(false);
+  else showSample(true);
 })();

@@ -54,6 +54,11 @@ def grid_items(page, column: int | None = None):
     return page.locator(f"{scope} .grid > li")
 
 
+def ids_of(items) -> list[str]:
+    """The doc ids of grid items, from their links' data-id (the page shows file names)."""
+    return items.locator("a").evaluate_all("links => links.map(a => a.dataset.id)")
+
+
 def test_search_by_upload_side_by_side_and_by_clicking_a_result(
     page, live_server, web_index, tmp_path
 ):
@@ -92,8 +97,8 @@ def test_search_by_upload_side_by_side_and_by_clicking_a_result(
     expect(grid_items(page, 1)).to_have_count(10)
     expect(grid_items(page, 2)).to_have_count(10)
     expect(page.locator("#results .column h2").first).to_contain_text("BoVW")
-    bovw = grid_items(page, 1).locator(".doc-id").all_inner_texts()
-    cnn = grid_items(page, 2).locator(".doc-id").all_inner_texts()
+    bovw = ids_of(grid_items(page, 1))
+    cnn = ids_of(grid_items(page, 2))
     both = set(bovw) & set(cnn)
     assert 0 < len(both) < 10  # the two test methods rank differently
     expect(page.locator("#status")).to_contain_text(f"{len(both)} of 10 results in both lists")
@@ -108,7 +113,7 @@ def test_search_by_upload_side_by_side_and_by_clicking_a_result(
 
     # Click a result: a search by that id, with a shareable URL.
     clicked = grid_items(page, 2).nth(3)
-    clicked_id = clicked.locator(".doc-id").inner_text()
+    clicked_id = clicked.locator("a").get_attribute("data-id")
     clicked.locator("a").click()
     expect(page).to_have_url(re.compile(r"\?id=" + re.escape(clicked_id.replace("/", "%2F"))))
     expect(page.locator("#query-text")).to_contain_text(f"Image {clicked_id}")
@@ -116,7 +121,7 @@ def test_search_by_upload_side_by_side_and_by_clicking_a_result(
         "in the index (left out of its own results)"
     )
     expect(grid_items(page, 1)).to_have_count(10)
-    assert clicked_id not in grid_items(page, 1).locator(".doc-id").all_inner_texts()
+    assert clicked_id not in ids_of(grid_items(page, 1))
     # A labelled query: same-class results marked, P@k and AP shown.
     expect(page.locator("#results .quality").first).to_contain_text("P@10")
     expect(page.locator("#results .quality").first).to_contain_text("AP@10")
@@ -203,3 +208,42 @@ def test_phone_width_keyboard_and_about_panel(browser, live_server):
         expect(page.locator("#about")).to_contain_text("weighted-moments")
     finally:
         context.close()
+
+
+def test_the_start_page_shows_a_sample_to_search_with(page, live_server):
+    from playwright.sync_api import expect
+
+    page.goto(live_server)
+    samples = page.locator("#sample-grid > li")
+    expect(page.locator("#sample")).to_be_visible()
+    expect(samples).to_have_count(24)
+    expect(page.locator("#sample-count")).to_contain_text(f"24 of {len(LABELS) * 20} images")
+    first = ids_of(samples)
+    # Thumbnails only: every grid image asks for a bounded size, never the original.
+    sources = samples.locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
+    assert all(src.endswith("?size=256") for src in sources)
+    expect(samples.first.locator(".file-name")).to_have_text(first[0].rsplit("/", 1)[1])
+    expect(samples.first.locator(".file-meta")).to_contain_text("32×32")
+    # Reshuffle draws others (80 images: the same 24 in the same order is out of reach).
+    page.get_by_role("button", name="Show others").click()
+    expect(samples.first).not_to_have_attribute("data-id", first[0])
+    page.wait_for_function(
+        "ids => [...document.querySelectorAll('#sample-grid a')].map(a => a.dataset.id).join() != ids",
+        arg=",".join(first),
+    )
+    # Keyboard: Enter on a sample searches with it; the sample gives way to the results.
+    target = samples.nth(2).locator("a")
+    target_id = target.get_attribute("data-id")
+    target.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#query-text")).to_contain_text(f"Image {target_id}")
+    expect(grid_items(page)).to_have_count(10)
+    expect(page.locator("#sample")).to_be_hidden()
+    result_sources = (
+        grid_items(page).locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
+    )
+    assert all(src.endswith("?size=256") for src in result_sources)
+    expect(grid_items(page).first.locator(".file-meta")).to_contain_text("KB")
+    # Back to the start page: the sample is there again.
+    page.go_back()
+    expect(page.locator("#sample")).to_be_visible()

@@ -53,7 +53,13 @@ def test_search_by_upload_returns_the_query_class_best_first(client):
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True) and -1.0 <= scores[-1] <= scores[0] <= 1.0 + 1e-6
     # An upload has no label: no quality figures, no same-class marks.
-    assert body["query"] == {"id": None, "label": None, "indexed": False, "image_url": None}
+    assert body["query"] == {
+        "id": None,
+        "label": None,
+        "indexed": False,
+        "image_url": None,
+        "thumbnail_url": None,
+    }
     assert body["quality"] is None and all(r["same_label"] is None for r in results)
     first = results[0]
     assert first["image_url"] == f"/api/images/{first['id']}"

@@ -60,6 +60,26 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
         "--batch-size", type=int, default=1000, help="images per batch and per commit"
     )
     parser.add_argument("--limit", type=int, help="index only the first N images of each label")
+    watch = parser.add_argument_group("watch (folders)")
+    watch.add_argument(
+        "--watch",
+        action="store_true",
+        help="sync the folder, then keep it in sync as files change until Ctrl-C",
+    )
+    watch.add_argument(
+        "--poll",
+        type=float,
+        metavar="SECONDS",
+        help="look for changes every SECONDS instead of file events (default: events, "
+        "polling every 5 s on network file systems)",
+    )
+    watch.add_argument(
+        "--debounce",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="sync once no file has changed for SECONDS (default 0.5)",
+    )
     add_ray_arguments(parser)
 
 
@@ -78,6 +98,8 @@ def parse_models(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.watch:
+        return run_watch(args, settings)
     from cbir.stages.index import index_dataset
 
     report = index_dataset(
@@ -100,4 +122,38 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{method}: {len(ids)} images gave an empty (zero) vector (listed in the report)")
     print(f"report: {report.report_path}")
     print(report.summary)
+    return 0
+
+
+def run_watch(args: argparse.Namespace, settings: Settings) -> int:
+    """`cbir index --watch`: encodes in this process unless --ray-address names a cluster
+    (starting a local Ray for every small batch would cost more than the batch)."""
+    from cbir.core.errors import CbirError
+    from cbir.stages.watch import watch_folder
+
+    if args.dataset != "folder" or not args.data:
+        raise CbirError("--watch follows a folder: use --dataset folder --data FOLDER")
+    if args.limit is not None:
+        raise CbirError("--watch keeps the whole folder in sync: drop --limit")
+    if args.debounce < 0:
+        raise CbirError(f"--debounce must be zero or more seconds, got {args.debounce}")
+    ray = ray_options(args) if args.ray_address else None
+
+    def ready(watcher) -> None:
+        how = f"polling every {watcher.poll:g} s" if watcher.polling else "file events"
+        print(f"watching {args.data} ({how}); Ctrl-C stops", flush=True)
+
+    summary = watch_folder(
+        settings,
+        data=args.data,
+        methods=args.method,
+        models=parse_models(args.model),
+        ray=ray,
+        batch_size=args.batch_size,
+        poll=args.poll,
+        quiet=args.debounce,
+        on_sync=lambda report: print(report.summary, flush=True),
+        on_ready=ready,
+    )
+    print(summary.line(), flush=True)
     return 0

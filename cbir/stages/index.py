@@ -2,13 +2,16 @@
 
 Resumable: documents that already have a method's field are not encoded again, so an
 interrupted job (Ctrl-C, kill) re-run with the same arguments finishes the work with
-exactly one document per image. Every upsert is one commit of the store.
+exactly one document per image. Every upsert is one commit of the store. A folder is
+synced (indexing/sync.py): new files added, changed ones re-encoded, vanished ones removed,
+renamed ones re-keyed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,12 +20,22 @@ import numpy as np
 from cbir.core.config import Settings
 from cbir.core.errors import CbirError
 from cbir.core.progress import Stopwatch, summary_line
+from indexing import sync
 from indexing.dataset_kinds import open_dataset
-from indexing.datasets import Dataset, DatasetKind, ImageRecord, index_side, limit_per_label
+from indexing.datasets import (
+    Dataset,
+    DatasetKind,
+    FolderDataset,
+    ImageRecord,
+    folder_doc_id,
+    index_side,
+    limit_per_label,
+)
 from indexing.encoding import LOCAL_RAY, RayOptions, encode_batches
+from indexing.manifest import Manifest, manifest_path
 from indexing.models import load_models, model_dirs
 from indexing.skipped import SkipReport
-from indexing.stores.base import documents_from
+from indexing.stores.base import VectorStore, documents_from
 from indexing.stores.urls import open_store
 
 INDEX_META_VERSION = 1
@@ -45,11 +58,15 @@ class IndexReport:
     seconds: float
     skipped: list[dict] = field(default_factory=list)
     empty_vectors: dict[str, list[str]] = field(default_factory=dict)  # method -> doc ids
+    sync: dict[str, int] | None = None  # folders: added, changed, removed, renamed, ...
     report_path: str = ""
 
     @property
     def summary(self) -> str:
-        return summary_line("index", self.encoded, self.seconds)
+        line = summary_line("index", self.encoded, self.seconds)
+        if self.sync is not None:
+            line += "; " + ", ".join(f"{n} {v:,}" for n, v in self.sync.items())
+        return line
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -67,19 +84,24 @@ def index_dataset(
     batch_size: int = 1000,
     limit: int | None = None,
     show_progress: bool = True,
+    only: Collection[str] | None = None,
 ) -> IndexReport:
     """Index the index side of `dataset` with every method into the store; returns the report.
 
     `models` maps a method to an explicit model directory (default: see indexing.models).
     `limit` keeps the first n images of each label. `ray=None` encodes in this process.
+    `only` (folders; paths relative to it) syncs just those files when the folder allows it
+    (FolderDataset.restrict), else the whole folder: what a watcher's batch of events asks.
     """
     clock = Stopwatch()
     methods = list(dict.fromkeys(methods))
     if not methods:
         raise CbirError("no method given; use --method bovw,cnn")
     ds = open_dataset(dataset, settings, data)
+    scoped = only is not None and isinstance(ds, FolderDataset) and ds.restrict(only)
+    scope = {folder_doc_id(rel) for rel in only} if scoped and only is not None else None
     records = limit_per_label(index_side(ds), limit)
-    if not records:
+    if not records and scope is None:
         raise CbirError(f"dataset {ds.source} has no images to index")
     dirs = model_dirs(settings, methods, models)
     infos = {m: ex.info for m, ex in load_models(dirs).items()}
@@ -87,11 +109,25 @@ def index_dataset(
     report = SkipReport(ds.skipped.items)
     empty: dict[str, list[str]] = {m: [] for m in methods}
     written = encoded = 0
-    with open_store(url, settings) as store:
-        store.create(infos, meta=_index_meta(store.meta if store.exists() else {}, ds, dirs))
+    with open_store(url, settings) as store, contextlib.ExitStack() as closing:
+        plan, manifest, start = None, None, None
+        if isinstance(ds, FolderDataset):
+            manifest = closing.enter_context(Manifest(manifest_path(settings.home, url)))
+            start = sync.tie_manifest(store, manifest, str(Path(ds.source).resolve()))
+        meta = _index_meta(store.meta if store.exists() else {}, ds, dirs)
+        if start is not None:
+            meta[sync.SYNC_META_KEY] = {"manifest": start.token}
+        store.create(infos, meta=meta)
+        if manifest is not None and start is not None:
+            if start.reset:
+                manifest.reset(start.token)
+            before = _labels_held(store, scope)
+            plan = _plan_folder(store, ds, records, methods, manifest, start.trust_store, scope)
+        report.extend(ds.skipped.items)
         done = {m: store.ids_with(m) for m in methods}
         already = {m: len(ids & {r.doc_id for r in records}) for m, ids in done.items()}
-        for group, todo in _todo_groups(records, methods, done).items():
+        groups = _plan_groups(plan) if plan is not None else _todo_groups(records, methods, done)
+        for group, todo in groups.items():
             batches = ds.iter_batches(records=todo, batch_size=batch_size)
             for result in encode_batches(
                 batches,
@@ -102,7 +138,13 @@ def index_dataset(
                 desc=f"index {'+'.join(group)}",
                 show_progress=show_progress,
             ):
+                seen = {s.path for s in report.items}
+                unreadable = [s.path for s in ds.skipped.items if s.path not in seen]
                 report.extend(result.skipped)
+                report.extend(ds.skipped.items)
+                if plan is not None and manifest is not None:
+                    undecodable = {s.path: s.reason for s in result.skipped}
+                    sync.record_skipped(store, manifest, plan, undecodable, unreadable)
                 if not result.records:
                     continue
                 for method, vectors in result.vectors.items():
@@ -110,8 +152,17 @@ def index_dataset(
                     empty[method] += [result.records[i].doc_id for i in zero]
                 written += store.upsert(documents_from(result.records, result.vectors))
                 encoded += len(result.records)
-        store.create(infos, meta=_with_label_counts(store.meta, records, report))
+                if plan is not None and manifest is not None:
+                    sync.record_encoded(manifest, plan, result.records)
+        if scope is None:
+            store.create(infos, meta=_with_label_counts(store.meta, records, report))
+        else:
+            store.create(infos, meta=_with_label_deltas(store.meta, before, records, report))
         documents = store.count()
+    counts = None
+    if plan is not None:
+        plan.counts.skipped = len(report)
+        counts = asdict(plan.counts)
     out = IndexReport(
         dataset=ds.name,
         source=ds.source,
@@ -126,12 +177,44 @@ def index_dataset(
         seconds=round(clock.seconds, 3),
         skipped=[asdict(s) for s in report.items],
         empty_vectors={m: sorted(ids) for m, ids in empty.items() if ids},
+        sync=counts,
     )
     path = settings.reports_dir / f"index-{ds.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     out.report_path = str(path)
     path.write_text(json.dumps(out.to_json(), indent=2) + "\n")
     return out
+
+
+def _plan_folder(
+    store: VectorStore,
+    ds: FolderDataset,
+    records: Sequence[ImageRecord],
+    methods: Sequence[str],
+    manifest: Manifest,
+    trust_store: bool,
+    scope: set[str] | None,
+) -> sync.SyncPlan:
+    """Plan the sync of a folder, then re-key renamed files and drop vanished ones."""
+    current = {r.doc_id for r in index_side(ds)}
+    plan = sync.plan_sync(
+        store, ds, records, current, methods, manifest, trust_store=trust_store, scope=scope
+    )
+    sync.apply_renames(store, manifest, plan)
+    sync.apply_removals(store, manifest, plan)
+    if plan.touched:
+        manifest.put(plan.touched)
+    for path, reason in plan.known_skips:
+        ds.skipped.add(path, reason)
+    return plan
+
+
+def _plan_groups(plan: sync.SyncPlan) -> dict[tuple[str, ...], list[ImageRecord]]:
+    """The plan's records to encode, grouped by the fields they need (one pass each)."""
+    groups: dict[tuple[str, ...], list[ImageRecord]] = {}
+    for record, fields in plan.todo.values():
+        groups.setdefault(fields, []).append(record)
+    return groups
 
 
 def _todo_groups(
@@ -166,3 +249,25 @@ def _with_label_counts(meta: Mapping, records: Sequence[ImageRecord], report: Sk
         if r.path not in skipped and r.label is not None:
             counts[r.label] = counts.get(r.label, 0) + 1
     return {**meta, "label_counts": counts}
+
+
+def _labels_held(store: VectorStore, scope: set[str] | None) -> dict[str, str | None]:
+    """Doc id -> label of the scope's documents in the store before a scoped sync."""
+    if scope is None or not store.exists():
+        return {}
+    return {doc_id: doc.label for doc_id, doc in store.get(sorted(scope)).items()}
+
+
+def _with_label_deltas(
+    meta: Mapping, before: Mapping[str, str | None], records: Sequence[ImageRecord], report
+) -> dict:
+    """Label counts after a scoped sync: the scope's old documents out, its indexed files in."""
+    counts = dict(meta.get("label_counts", {}))
+    for label in before.values():
+        if label is not None and counts.get(label, 0) > 0:
+            counts[label] -= 1
+    skipped = {s.path for s in report.items}
+    for r in records:
+        if r.path not in skipped and r.label is not None:
+            counts[r.label] = counts.get(r.label, 0) + 1
+    return {**meta, "label_counts": {k: v for k, v in counts.items() if v > 0}}

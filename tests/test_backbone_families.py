@@ -113,6 +113,7 @@ def test_timm_weights_missing_offline_say_where_to_put_them(monkeypatch, tmp_pat
         BackboneExtractor.pretrained("dinov2_vits14", allow_download=False)
     message = str(err.value)
     assert "timm/vit_small_patch14_dinov2.lvd142m" in message and "--weights FILE" in message
+    assert str(tmp_path / "hf" / "hub") in message
 
 
 @pytest.mark.slow

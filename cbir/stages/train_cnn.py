@@ -160,17 +160,12 @@ def _write_card(out: Path, card: dict) -> None:
         if key == "epochs":
             continue
         lines.append(f"- **{key}**: `{json.dumps(value)}`")
-    if card.get("epochs") and "loss" in card["epochs"][0] and "train_accuracy" in card["epochs"][0]:
-        lines += [
-            "",
-            "| epoch | loss | train acc | val acc | seconds |",
-            "|---:|---:|---:|---:|---:|",
-        ]
+    if card.get("epochs"):  # one row per epoch, whatever it measured (training or fine-tuning)
+        columns = list(card["epochs"][0])
+        lines += ["", "| " + " | ".join(columns) + " |", "|" + "---:|" * len(columns)]
         for e in card["epochs"]:
-            lines.append(
-                f"| {e['epoch']} | {e['loss']:.4f} | {e['train_accuracy']:.4f} | "
-                f"{e['val_accuracy']:.4f} | {e['seconds']:.1f} |"
-            )
+            cells = [f"{e[c]:.4f}" if isinstance(e[c], float) else str(e[c]) for c in columns]
+            lines.append("| " + " | ".join(cells) + " |")
     (out / CARD_MD).write_text("\n".join(lines) + "\n")
 
 

@@ -2,8 +2,8 @@
 
 `CnnExtractor(arch="cifarnet")` is the compact network of `features/cnn_net.py`, trained by
 `cbir train cnn` (`fit` carves a validation split out of the train images it is given).
-`CnnExtractor.from_backbone("resnet18"|"resnet50"|"vgg19", ...)` wraps an ImageNet
-backbone from the torchvision weights API (`features/backbones.py`).
+`CnnExtractor.from_backbone(arch, ...)` returns a pretrained ImageNet backbone as a `cnn`
+model (`features/backbone_extractor.py`; the list is in `features/backbones.py`).
 
 Encoding: images are resized to the network's input size, optionally averaged with their
 horizontal mirror (test-time flip), optionally centred on the mean train embedding (a
@@ -12,7 +12,6 @@ learned, label-free statistic), and L2-normalised. CUDA is used when present.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,10 @@ import numpy as np
 import torch
 
 from features.base import Extractor, ModelError, l2_normalise
-from features.cnn_net import CIFAR_MEAN, CIFAR_STD, CifarNet
-from features.cnn_train import autocast, pick_device
+from features.cnn_net import CifarNet
+from features.cnn_train import autocast, network_digest, pick_device, to_input
 from features.imaging import resize_square
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_FILE = "network.pt"
 FORWARD_CHUNK = 256  # images per forward pass when encoding (cache-friendly on CPU)
 MEAN_FILE = "mean.npy"
@@ -49,13 +46,18 @@ class CnnExtractor(Extractor):
     ):
         from features.backbones import BACKBONES
 
-        if arch != "cifarnet" and arch not in BACKBONES:
+        if arch in BACKBONES:
+            raise ModelError(
+                f"{arch} is a pretrained backbone; build it with "
+                f"`cbir train cnn --arch {arch} [--weights FILE]`, not as the CIFAR network"
+            )
+        if arch != "cifarnet":
             choices = ", ".join(["cifarnet", *BACKBONES])
             raise ModelError(f"unknown CNN architecture {arch!r}; choose one of: {choices}")
         self.arch = arch
         self.widths = tuple(int(w) for w in widths)
         self.num_classes = int(num_classes)
-        self.image_size = int(image_size or (32 if arch == "cifarnet" else 224))
+        self.image_size = int(image_size or 32)
         self.flip_tta = bool(flip_tta)
         self.center = bool(center)
         self.bf16 = bool(bf16)
@@ -69,11 +71,7 @@ class CnnExtractor(Extractor):
     # -- the Extractor interface -------------------------------------------------------
     @property
     def dim(self) -> int:
-        if self.arch == "cifarnet":
-            return self.widths[-1]
-        from features.backbones import BACKBONES
-
-        return BACKBONES[self.arch].dim
+        return self.widths[-1]
 
     @property
     def input_side(self) -> int:
@@ -98,15 +96,7 @@ class CnnExtractor(Extractor):
         return self.network is not None and self.mean is not None
 
     def fit(self, images: Sequence[np.ndarray], labels: np.ndarray | None = None) -> CnnExtractor:
-        """Train the CIFAR network on `images` (a validation split is carved out of them).
-
-        Backbones are not trained here: build them with `from_backbone`.
-        """
-        if self.arch != "cifarnet":
-            raise ModelError(
-                f"{self.arch} is a pretrained torchvision backbone; build it with "
-                f"`cbir train cnn --arch {self.arch} [--weights FILE]`, not by fitting"
-            )
+        """Train the CIFAR network on `images` (a validation split is carved out of them)."""
         if labels is None:
             raise ModelError("the CIFAR network is supervised: fit(images, labels) needs labels")
         from features.cnn_fit import fit_cifarnet
@@ -157,26 +147,17 @@ class CnnExtractor(Extractor):
         self.mean = np.load(Path(directory) / MEAN_FILE).astype(np.float32)
 
     def state_digest(self) -> bytes:
-        digest = hashlib.sha256()
-        for key, tensor in sorted(self.network.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest = network_digest(self.network)
         digest.update(np.ascontiguousarray(self.mean, np.float32).tobytes())
         return digest.digest()
 
     # -- building blocks -----------------------------------------------------------------
     def build_network(self) -> torch.nn.Module:
         """An untrained network of this architecture (weights are loaded by the caller)."""
-        if self.arch == "cifarnet":
-            return CifarNet(widths=self.widths, num_classes=self.num_classes)
-        from features.backbones import build_backbone
-
-        return build_backbone(self.arch)
+        return CifarNet(widths=self.widths, num_classes=self.num_classes)
 
     def set_network(self, network: torch.nn.Module) -> None:
-        self.network = network.to(self.device).eval()
-        if self.arch == "cifarnet":
-            self.network = self.network.to(memory_format=torch.channels_last)
+        self.network = network.to(self.device).eval().to(memory_format=torch.channels_last)
         if self.mean is None and not self.center:
             self.mean = np.zeros(self.dim, np.float32)
 
@@ -189,15 +170,7 @@ class CnnExtractor(Extractor):
     @torch.no_grad()
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """Raw embeddings float32 (n, dim) of uint8 (n, size, size, 3) images (no centring)."""
-        mean, std = (
-            (CIFAR_MEAN, CIFAR_STD) if self.arch == "cifarnet" else (IMAGENET_MEAN, IMAGENET_STD)
-        )
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float().div_(255)
-        x = (x - torch.tensor(mean, device=self.device).view(1, 3, 1, 1)) / torch.tensor(
-            std, device=self.device
-        ).view(1, 3, 1, 1)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = to_input(batch, self.device)
         views = [x]
         if self.flip_tta:
             views.append(x.flip(3).contiguous(memory_format=torch.channels_last))
@@ -217,28 +190,13 @@ class CnnExtractor(Extractor):
         return (total / len(views)).cpu().numpy()
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network.embed(x) if self.arch == "cifarnet" else self.network(x)
+        return self.network.embed(x)
 
-    @classmethod
+    @staticmethod
     def from_backbone(
-        cls,
-        arch: str,
-        weights_file: str | Path | None = None,
-        allow_download: bool = True,
-        flip_tta: bool = False,
-        image_size: int = 224,
-    ) -> CnnExtractor:
-        """A fitted extractor around a pretrained torchvision backbone (no centring)."""
-        from features.backbones import load_backbone
+        arch: str, weights_file: str | Path | None = None, allow_download: bool = True, **options
+    ) -> Extractor:
+        """A ready `cnn` model around a pretrained backbone; `options` as BackboneExtractor.pretrained."""
+        from features.backbone_extractor import BackboneExtractor
 
-        network, tag = load_backbone(arch, weights_file, allow_download=allow_download)
-        extractor = cls(
-            arch=arch,
-            flip_tta=flip_tta,
-            center=False,
-            image_size=image_size,
-            weights_tag=tag,
-            batch_size=64,
-        )
-        extractor.set_network(network)
-        return extractor
+        return BackboneExtractor.pretrained(arch, weights_file, allow_download, **options)

@@ -17,6 +17,7 @@ SGD, the loss and the layers (Muon is in features/muon.py).
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -97,13 +98,27 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=usable)
 
 
-def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (n, 32, 32, 3) RGB -> normalised float (n, 3, 32, 32), channels-last, on `device`."""
+def to_input(
+    images: np.ndarray,
+    device: torch.device,
+    mean: tuple[float, ...] = CIFAR_MEAN,
+    std: tuple[float, ...] = CIFAR_STD,
+) -> torch.Tensor:
+    """uint8 (n, h, w, 3) RGB -> normalised float (n, 3, h, w), channels-last, on `device`."""
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     x = x.permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(CIFAR_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR_STD, device=device).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    return ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
+
+
+def network_digest(network: torch.nn.Module) -> hashlib._Hash:
+    """sha256 over a network's state dict, keys sorted (for model fingerprints)."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(network.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest
 
 
 def _translate_flip(

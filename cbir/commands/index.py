@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
         action="append",
         default=[],
         metavar="METHOD=DIR",
-        help="use the model saved in DIR for METHOD (default: $CBIR_HOME/models/METHOD, then the shipped one)",
+        help="use the model saved in DIR for METHOD (default: $CBIR_HOME/models/METHOD, then the "
+        "shipped one; a folder's cnn default is the pretrained EfficientNet-Lite0)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=1000, help="images per batch and per commit"
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ray=ray_options(args),
         batch_size=args.batch_size,
         limit=args.limit,
+        echo=print,
     )
     already = ", ".join(f"{m} {n:,}" for m, n in report.already_indexed.items())
     print(

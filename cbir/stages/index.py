@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from indexing.datasets import (
 )
 from indexing.encoding import LOCAL_RAY, RayOptions, encode_batches
 from indexing.manifest import Manifest, manifest_path
-from indexing.models import load_models, model_dirs
+from indexing.models import folder_cnn_model, load_models, model_dirs
 from indexing.skipped import SkipReport
 from indexing.stores.base import VectorStore, documents_from
 from indexing.stores.urls import open_store
@@ -59,6 +59,7 @@ class IndexReport:
     skipped: list[dict] = field(default_factory=list)
     empty_vectors: dict[str, list[str]] = field(default_factory=dict)  # method -> doc ids
     sync: dict[str, int] | None = None  # folders: added, changed, removed, renamed, ...
+    notes: list[str] = field(default_factory=list)  # choices made for the user (which model, why)
     report_path: str = ""
 
     @property
@@ -85,6 +86,7 @@ def index_dataset(
     limit: int | None = None,
     show_progress: bool = True,
     only: Collection[str] | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> IndexReport:
     """Index the index side of `dataset` with every method into the store; returns the report.
 
@@ -92,6 +94,8 @@ def index_dataset(
     `limit` keeps the first n images of each label. `ray=None` encodes in this process.
     `only` (folders; paths relative to it) syncs just those files when the folder allows it
     (FolderDataset.restrict), else the whole folder: what a watcher's batch of events asks.
+    A folder without an explicit cnn model gets `indexing.models.folder_cnn_model`'s choice;
+    the reason is passed to `echo` at once and kept in the report's notes.
     """
     clock = Stopwatch()
     methods = list(dict.fromkeys(methods))
@@ -103,7 +107,13 @@ def index_dataset(
     records = limit_per_label(index_side(ds), limit)
     if not records and scope is None:
         raise CbirError(f"dataset {ds.source} has no images to index")
-    dirs = model_dirs(settings, methods, models)
+    explicit, notes = dict(models or {}), []
+    if ds.name == DatasetKind.FOLDER.value and "cnn" in methods and "cnn" not in explicit:
+        explicit["cnn"], why = folder_cnn_model(settings)
+        notes.append(why)
+        if echo:
+            echo(why)
+    dirs = model_dirs(settings, methods, explicit)
     infos = {m: ex.info for m, ex in load_models(dirs).items()}
     url = store_url or settings.store
     report = SkipReport(ds.skipped.items)
@@ -178,6 +188,7 @@ def index_dataset(
         skipped=[asdict(s) for s in report.items],
         empty_vectors={m: sorted(ids) for m, ids in empty.items() if ids},
         sync=counts,
+        notes=notes,
     )
     path = settings.reports_dir / f"index-{ds.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

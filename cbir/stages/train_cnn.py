@@ -24,6 +24,7 @@ import torch
 
 from cbir.core.config import Settings
 from cbir.core.progress import progress, summary_line
+from cbir.stages.train_backbone import data_card, train_backbone
 from evaluation.validation import validation_retrieval
 from features.cnn import CnnExtractor
 from features.cnn_fit import carve_validation, fit_cifarnet
@@ -49,24 +50,37 @@ def train_cnn(
     allow_download: bool = True,
     show_progress: bool = True,
     echo=print,
+    pooling: str | None = None,
+    image_size: int | None = None,
+    finetune_epochs: int | None = None,
 ) -> Path:
-    """Train the CIFAR network (or wrap a pretrained backbone) and save it with its card."""
+    """Train the CIFAR network (or save or fine-tune a pretrained backbone) with its card.
+
+    A backbone (`arch` other than cifarnet) is fine-tuned on a folder's labels unless
+    `finetune_epochs` is 0 (cbir/stages/train_backbone.py).
+    """
     out = Path(out_dir) if out_dir else settings.models_dir / "cnn"
     started = time.perf_counter()
     command = "cbir " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "cbir"
     if arch != "cifarnet":
-        extractor = CnnExtractor.from_backbone(arch, weights_file, allow_download=allow_download)
-        extractor.save(out)
-        card = {
-            "command": command,
-            "arch": arch,
-            "weights": extractor.weights_tag,
-            "dim": extractor.dim,
-            "fingerprint": extractor.fingerprint,
-            "trained": False,
-        }
+        card = train_backbone(
+            settings,
+            out,
+            arch=arch,
+            dataset=dataset,
+            data=data,
+            weights_file=weights_file,
+            allow_download=allow_download,
+            pooling=pooling,
+            image_size=image_size,
+            epochs=finetune_epochs,
+            val_fraction=val_fraction,
+            command=command,
+            echo=echo,
+            show_progress=show_progress,
+        )
         _write_card(out, card)
-        echo(f"saved {arch} ({extractor.weights_tag}) to {out}")
+        echo(f"saved {arch} ({card['weights']}, {card['pooling']} pooling) to {out}")
         return out
 
     ds = open_dataset(dataset, settings, data)
@@ -112,12 +126,7 @@ def train_cnn(
         "dim": extractor.dim,
         "fingerprint": extractor.fingerprint,
         "trained": True,
-        "dataset": ds.name,
-        "data_fingerprint": ds.fingerprint,
-        "classes": arrays.classes,
-        "train_images": len(report.train_rows),
-        "validation_images": len(report.val_rows),
-        "skipped_files": len(arrays.skipped),
+        **data_card(ds, arrays, report.train_rows, report.val_rows),
         "config": config.to_json(),
         "epochs": [asdict(e) for e in report.epochs],
         "best_epoch": report.best_epoch,
@@ -151,17 +160,12 @@ def _write_card(out: Path, card: dict) -> None:
         if key == "epochs":
             continue
         lines.append(f"- **{key}**: `{json.dumps(value)}`")
-    if card.get("epochs"):
-        lines += [
-            "",
-            "| epoch | loss | train acc | val acc | seconds |",
-            "|---:|---:|---:|---:|---:|",
-        ]
+    if card.get("epochs"):  # one row per epoch, whatever it measured (training or fine-tuning)
+        columns = list(card["epochs"][0])
+        lines += ["", "| " + " | ".join(columns) + " |", "|" + "---:|" * len(columns)]
         for e in card["epochs"]:
-            lines.append(
-                f"| {e['epoch']} | {e['loss']:.4f} | {e['train_accuracy']:.4f} | "
-                f"{e['val_accuracy']:.4f} | {e['seconds']:.1f} |"
-            )
+            cells = [f"{e[c]:.4f}" if isinstance(e[c], float) else str(e[c]) for c in columns]
+            lines.append("| " + " | ".join(cells) + " |")
     (out / CARD_MD).write_text("\n".join(lines) + "\n")
 
 

@@ -1,0 +1,135 @@
+"""`cbir train cnn --arch NAME`: save a pretrained backbone, or fine-tune it on a labelled folder.
+
+With `--dataset folder` the backbone is fine-tuned on the folder's train split (the
+validation split is carved out of it; features/backbone_finetune.py), and the model card
+records validation retrieval before and after. With CIFAR-10 (the default dataset) the
+pretrained backbone is saved as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from cbir.core.config import Settings
+from cbir.core.progress import Stopwatch
+from evaluation.validation import validation_retrieval
+from features.backbone_extractor import BackboneExtractor, resize_centre_crop
+from features.backbone_finetune import FinetuneConfig, finetune
+from indexing.arrays import SplitArrays, split_arrays
+from indexing.dataset_kinds import open_dataset
+from indexing.datasets import Dataset, DatasetKind
+
+VALIDATION_IDS = "validation.json"
+
+
+def train_backbone(
+    settings: Settings,
+    out: Path,
+    *,
+    arch: str,
+    dataset: str,
+    data: str | None,
+    weights_file: str | None,
+    allow_download: bool,
+    pooling: str | None,
+    image_size: int | None,
+    epochs: int | None,
+    val_fraction: float,
+    command: str,
+    echo: Callable[[str], None] = print,
+    show_progress: bool = True,
+) -> dict:
+    """Save `arch` (fine-tuned on a folder's labels when `dataset` is a folder); returns its card."""
+    clock = Stopwatch()
+    extractor = BackboneExtractor.pretrained(
+        arch, weights_file, allow_download, pooling=pooling, image_size=image_size
+    )
+    card: dict = {"command": command, "arch": arch, "pooling": extractor.pooling.value}
+    card["weights"] = extractor.weights_tag
+    if dataset == DatasetKind.FOLDER.value and epochs != 0:
+        card.update(
+            _finetune(settings, extractor, out, data, epochs, val_fraction, echo, show_progress)
+        )
+    else:
+        card["trained"] = False
+    extractor.save(out)
+    card.update(
+        dim=extractor.dim,
+        fingerprint=extractor.fingerprint,
+        image_size=extractor.prep.crop,
+        resize=extractor.prep.resize,
+        parameters=sum(p.numel() for p in extractor.network.parameters()),
+        wall_seconds=round(clock.seconds, 1),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        python=platform.python_version(),
+    )
+    return card
+
+
+def data_card(ds: Dataset, arrays: SplitArrays, train_rows, val_rows) -> dict:
+    """The model card's lines about the data a network was trained on."""
+    return {
+        "dataset": ds.name,
+        "data_fingerprint": ds.fingerprint,
+        "classes": arrays.classes,
+        "train_images": len(train_rows),
+        "validation_images": len(val_rows),
+        "skipped_files": len(arrays.skipped),
+    }
+
+
+def _finetune(settings, extractor, out, data, epochs, val_fraction, echo, show_progress) -> dict:
+    ds = open_dataset(DatasetKind.FOLDER.value, settings, data)
+    arrays = split_arrays(
+        ds,
+        "train",
+        show_progress=show_progress,
+        resize=lambda im: resize_centre_crop(im, extractor.prep),
+    )
+    config = FinetuneConfig(epochs=4 if epochs is None else epochs)
+
+    def on_epoch(stats: dict) -> None:
+        echo(
+            f"epoch {stats['epoch']}  loss {stats['loss']:.4f}  "
+            + "  ".join(f"{k} {v:.4f}" for k, v in stats.items() if k.startswith(("map", "P_")))
+        )
+
+    report = finetune(
+        extractor,
+        arrays.images,
+        arrays.labels,
+        validation_retrieval,
+        config,
+        val_fraction,
+        on_epoch,
+    )
+    if report.best_epoch:
+        extractor.weights_tag = f"{extractor.weights_tag}+finetuned:{ds.fingerprint[:12]}"
+    out.mkdir(parents=True, exist_ok=True)
+    val_ids = [arrays.doc_ids[i] for i in report.val_rows]
+    (out / VALIDATION_IDS).write_text(
+        json.dumps({"seed": config.seed, "fraction": val_fraction, "doc_ids": val_ids}) + "\n"
+    )
+    echo(
+        f"validation {report.measure}: {report.baseline[report.measure]:.4f} pretrained -> "
+        f"{report.best[report.measure]:.4f} fine-tuned (epoch {report.best_epoch}; 0 = kept as is)"
+    )
+    return {
+        "trained": report.best_epoch > 0,
+        "weights": extractor.weights_tag,
+        **data_card(ds, arrays, report.train_rows, report.val_rows),
+        "finetune_config": config.__dict__,
+        "validation_measure": report.measure,
+        "validation_pretrained": report.baseline,
+        "validation_retrieval": report.best,
+        "validation_gain": report.gain,
+        "best_epoch": report.best_epoch,
+        "epochs": report.epochs,
+        "train_seconds": round(report.seconds, 1),
+    }

@@ -26,7 +26,7 @@ from cbir.progress import summary_line
 from features.base import ModelInfo
 from indexing.stores.base import Document
 from indexing.stores.embedded import EmbeddedStore
-from indexing.stores.topk import exact_top_k
+from indexing.stores.topk import exact_top_k, search_threads
 
 
 def seconds(run: Callable[[], object]) -> float:
@@ -103,7 +103,19 @@ def search_vs_faiss(
         "rounds": repeats,
         "same_ids_as_faiss": float((rows == faiss_ids).mean()),
         "faiss_threads": faiss.omp_get_max_threads(),
+        "thread_pools": thread_pools(),
+        "search_threads": search_threads(),
     }
+
+
+def thread_pools() -> list[dict[str, Any]]:
+    """The BLAS and OpenMP libraries loaded in this process and their thread counts."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"error": "threadpoolctl is not installed (it comes with scikit-learn)"}]
+    keys = ("user_api", "internal_api", "num_threads", "version", "threading_layer", "filepath")
+    return [{key: pool.get(key) for key in keys} for pool in threadpool_info()]
 
 
 def open_and_write(

@@ -266,14 +266,18 @@ class EmbeddedStore(VectorStore):
                 lock.release()
         return graph
 
-    def _maintain_graphs(self, final: bool = False) -> None:
-        """After a commit (or on `close`, `final`): keep each field's graph near its rows."""
+    def _save_graphs(self) -> None:
+        """On `close` of a writer: graphs of all committed rows, saved (none while writing).
+
+        Growing and saving after every commit would rewrite the graph file many times over
+        during a bulk load; meanwhile searches scan the tail exactly or grow it in memory.
+        """
         if not self.options.approximate or self._lock is None or not self.exists():
             return
         snapshot = self.current()
         for name, view in snapshot.fields.items():
             graph = self._graph(name, view)
-            if final and graph.ntotal < len(view.matrix):
+            if graph.ntotal < len(view.matrix):
                 with self._graph_lock:
                     usable = ann.graph_files(self.directory, view.file, self.options)
                     self._graphs[name] = (
@@ -327,7 +331,6 @@ class EmbeddedStore(VectorStore):
             written, fields = writes.write_documents(conn, self.directory, documents, self.url)
             for name in writes.stale_fields(conn, fields):
                 writes.compact_field(conn, self.directory, name)
-            self._maintain_graphs()
             return written
 
     def delete(self, ids: Iterable[str]) -> int:
@@ -336,15 +339,13 @@ class EmbeddedStore(VectorStore):
             if deleted:
                 for name in writes.stale_fields(conn, catalog.read_fields(conn)):
                     writes.compact_field(conn, self.directory, name)
-                self._maintain_graphs()
-            return deleted
+                return deleted
 
     def compact(self, field: str) -> None:
         """Rewrite a field's vectors without its stale rows (done by itself when they pile up)."""
         with self._writing() as conn:
             self._field(self.current(), field)
             writes.compact_field(conn, self.directory, field)
-            self._maintain_graphs()
 
     def drop(self) -> None:
         """Delete the store's files (only those a store has) and its directory if left empty."""
@@ -357,7 +358,7 @@ class EmbeddedStore(VectorStore):
 
     def close(self) -> None:
         with self._write_lock:
-            self._maintain_graphs(final=True)
+            self._save_graphs()
             self._close_connections()
             self._release_lock()
 

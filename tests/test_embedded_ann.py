@@ -190,3 +190,19 @@ def test_a_store_built_without_an_index_gets_one_on_first_approximate_search(tmp
         (found,) = store.search("cnn", clustered(800)[42], 1)
         assert found[0].doc_id == "d00042"
     assert [p.name for p in (path / ANN).iterdir()] == ["cnn.0.f32.hnsw32-80.800.faiss"]
+
+
+def test_evaluate_on_an_approximate_index_reports_recall_against_exact(settings, tmp_path):
+    from tests.test_evaluate_end_to_end import indexed as build
+    from tests.test_evaluate_end_to_end import run_evaluate
+
+    root, _ = build.__wrapped__(tmp_path, settings)
+    exact = run_evaluate(settings, root, tmp_path / "exact")
+    approximate = run_evaluate(
+        settings, root, tmp_path / "hnsw", store_url=f"{settings.store}?index=hnsw&ef_search=100"
+    )
+    assert exact.exact and not approximate.exact
+    for method in ("bovw", "cnn"):
+        measures = approximate.methods[method].measures
+        assert measures.pop("recall_10_vs_exact") == 1.0  # 60 documents, ef_search 100
+        assert measures == exact.methods[method].measures

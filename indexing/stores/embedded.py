@@ -339,7 +339,7 @@ class EmbeddedStore(VectorStore):
             if deleted:
                 for name in writes.stale_fields(conn, catalog.read_fields(conn)):
                     writes.compact_field(conn, self.directory, name)
-                return deleted
+            return deleted
 
     def compact(self, field: str) -> None:
         """Rewrite a field's vectors without its stale rows (done by itself when they pile up)."""

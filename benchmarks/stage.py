@@ -99,16 +99,23 @@ def latency(config: Config) -> dict:
 
 
 def search(config: Config) -> dict:
-    from benchmarks.stores import search_vs_faiss
+    from benchmarks.stores import approximate_tradeoff, search_vs_faiss
 
     sizes = config["sizes"]
-    return search_vs_faiss(
+    result = search_vs_faiss(
         n=sizes["documents"],
         dim=sizes["search_dim"],
         queries=sizes["search_queries"],
         k=100,
         repeats=config["repeat"],
     )
+    result["approximate"] = approximate_tradeoff(
+        n=sizes["documents"],
+        dim=sizes["search_dim"],
+        queries=min(1_000, sizes["search_queries"]),
+        workdir=_workdir(config),
+    )
+    return result
 
 
 def evaluation(config: Config) -> dict:

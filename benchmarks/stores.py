@@ -26,7 +26,7 @@ from cbir.core.progress import summary_line
 from features.base import ModelInfo
 from indexing.stores.base import Document
 from indexing.stores.embedded import EmbeddedStore
-from indexing.stores.topk import exact_top_k
+from indexing.stores.topk import exact_top_k, search_threads
 
 
 def seconds(run: Callable[[], object]) -> float:
@@ -44,11 +44,34 @@ def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def fill(store: EmbeddedStore, field: str, n: int, dim: int, batch: int, seed: int) -> None:
-    """Upsert n documents with random unit vectors in `field`, `batch` per commit."""
+def clustered_rows(
+    rng: np.random.Generator, n: int, dim: int, clusters: int = 1_000, spread: float = 0.6
+) -> np.ndarray:
+    """Unit rows drawn around `clusters` random centres (noise of norm `spread` per row).
+
+    Image embeddings have neighbourhoods; uniform random vectors in 512 dimensions do not (every
+    point is nearly equally far from every other), so graph recall on them says little.
+    The centres depend only on (dim, clusters), so queries drawn later share them.
+    """
+    centres = unit_rows(np.random.default_rng([dim, clusters]), clusters, dim)
+    noise = unit_rows(rng, n, dim) * np.float32(spread)
+    rows = centres[rng.integers(0, clusters, n)] + noise
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def fill(
+    store: EmbeddedStore,
+    field: str,
+    n: int,
+    dim: int,
+    batch: int,
+    seed: int,
+    rows: Callable[[np.random.Generator, int, int], np.ndarray] = unit_rows,
+) -> None:
+    """Upsert n documents with unit vectors (`rows(rng, n, dim)`) in `field`, `batch` per commit."""
     rng = np.random.default_rng(seed)
     for start in range(0, n, batch):
-        matrix = unit_rows(rng, min(batch, n - start), dim)
+        matrix = rows(rng, min(batch, n - start), dim)
         store.upsert(
             Document(f"train/{i:06d}", f"img/{i:06d}.png", str(i % 10), "train", {field: row})
             for i, row in zip(range(start, start + len(matrix)), matrix, strict=True)
@@ -103,7 +126,70 @@ def search_vs_faiss(
         "rounds": repeats,
         "same_ids_as_faiss": float((rows == faiss_ids).mean()),
         "faiss_threads": faiss.omp_get_max_threads(),
+        "thread_pools": thread_pools(),
+        "search_threads": search_threads(),
     }
+
+
+def thread_pools() -> list[dict[str, Any]]:
+    """The BLAS and OpenMP libraries loaded in this process and their thread counts."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"error": "threadpoolctl is not installed (it comes with scikit-learn)"}]
+    keys = ("user_api", "internal_api", "num_threads", "version", "threading_layer", "filepath")
+    return [{key: pool.get(key) for key in keys} for pool in threadpool_info()]
+
+
+def approximate_tradeoff(
+    n: int = 50_000,
+    dim: int = 512,
+    queries: int = 1_000,
+    k: int = 10,
+    m: int = 32,
+    ef_construction: int = 80,
+    ef_values: tuple[int, ...] = (16, 32, 64, 128, 256),
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """QPS and recall@k of the HNSW index (`?index=hnsw`) per ef_search, beside exact search.
+
+    Clustered synthetic unit vectors (`clustered_rows`); one query per call, as the web page
+    searches; recall@k is against the exact search of the same store.
+    """
+    rng = np.random.default_rng(11)
+    query = clustered_rows(rng, queries, dim)
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        path = Path(tmp) / "index"
+        with EmbeddedStore(path) as store:
+            store.create({"cnn": ModelInfo("cnn", dim, "bench")})
+            fill(store, "cnn", n, dim, 10_000, seed=12, rows=clustered_rows)
+        url = f"local:{path}?index=hnsw&m={m}&ef_construction={ef_construction}"
+        with EmbeddedStore.open(url) as store:
+            build_s = seconds(
+                lambda: store.search("cnn", query[:1], k)
+            )  # builds and saves the graph
+        result: dict[str, Any] = {
+            "n": n, "dim": dim, "queries": queries, "k": k, "m": m,
+            "ef_construction": ef_construction, "graph_build_s": build_s,
+            "data": "clustered_rows: 1,000 centres, noise norm 0.6", "settings": [],
+        }  # fmt: skip
+        with EmbeddedStore.open(url) as store:
+            exact_s = seconds(lambda: [store.search("cnn", q, k, exact=True) for q in query])
+            result["exact_qps"] = queries / exact_s
+            for ef in ef_values:
+                began = time.perf_counter()
+                lists = [store.search("cnn", q, k, num_candidates=ef)[0] for q in query]
+                took = time.perf_counter() - began
+                recall = store.recall_at_k("cnn", query, lists, k)
+                result["settings"].append(
+                    {"ef_search": ef, "qps": queries / took, "recall": recall}
+                )
+                print(
+                    f"hnsw m={m} ef_search={ef}: {queries / took:,.0f} q/s, recall@{k} {recall:.3f} "
+                    f"(exact {queries / exact_s:,.0f} q/s)",
+                    file=sys.stderr,
+                )
+    return result
 
 
 def open_and_write(
@@ -152,11 +238,13 @@ def run(small: bool = False) -> dict[str, Any]:
     if small:
         return {
             "search": search_vs_faiss(n=5_000, dim=128, queries=1_000, k=10, repeats=3),
+            "approximate": approximate_tradeoff(n=5_000, dim=128, queries=200),
             "store": open_and_write(n=5_000, fields=(("bovw", 256), ("cnn", 64)), open_dim=256),
         }
     return {
         "search_k10": search_vs_faiss(k=10),
         "search_k100": search_vs_faiss(k=100),
+        "approximate": approximate_tradeoff(),
         "store": open_and_write(),
     }
 

@@ -71,7 +71,20 @@ def _search(stage: dict) -> list[Row]:
         _s(stage["embedded_search_s"]),
         f"faiss.IndexFlatIP {_s(stage['faiss_IndexFlatIP_s'])}",
         f"{stage['ratio_search_to_faiss']:.2f}x the time",
-    )]  # fmt: skip
+    ), *_approximate(stage.get("approximate"))]  # fmt: skip
+
+
+def _approximate(stage: dict | None) -> list[Row]:
+    """One row per ef_search of the HNSW index: queries/s and recall@k against exact."""
+    if not stage:
+        return []
+    return [
+        (f"hnsw m={stage['m']} ef_search={r['ef_search']}, {stage['n']:,} x {stage['dim']}, "
+         f"k={stage['k']}: q/s, recall@{stage['k']}",
+         f"{_n(r['qps'])} q/s, recall {r['recall']:.3f}",
+         f"exact {_n(stage['exact_qps'])} q/s", f"{r['qps'] / stage['exact_qps']:.1f}x the q/s")
+        for r in stage["settings"]
+    ]  # fmt: skip
 
 
 def _evaluation(stage: dict) -> list[Row]:

@@ -28,6 +28,11 @@ def test_cbir_store_chooses_the_store(tmp_path):
     [
         ("ftp://host/x", "neither local:PATH"),
         ("local:", "names no directory"),
+        ("local:/x?index=ivf", "choose one of flat, hnsw"),
+        ("local:/x?index=hnsw&m=1", "m must be an integer from 2 to 4096"),
+        ("local:/x?index=hnsw&ef_search=many", "ef_search must be an integer"),
+        ("local:/x?shards=2", "unknown option 'shards'"),
+        ("local:/x?ef_search=16", "need index=hnsw"),
         ("http://localhost:9200/Images", "not a valid Elasticsearch index name"),
         ("http://localhost:9200/a/b", "not a valid Elasticsearch index name"),
         ("http://localhost:9200/_x", "not a valid Elasticsearch index name"),

@@ -56,3 +56,40 @@ def test_float32_scores_match_faiss_flat_inner_product():
     scores, rows = exact_top_k(queries, matrix, 10, np.arange(2000))
     np.testing.assert_array_equal(rows, expected_rows)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("seed", "k", "order"),
+    [(0, 1, None), (1, 10, "ascending"), (2, 100, "descending"), (3, 37, None)],
+)
+def test_many_rows_with_ties_across_the_kth_place_and_sorted_columns(seed, k, order):
+    # Thousands of columns take the bounded selection (k disjoint groups); columns sorted by
+    # score make the bound as loose as it gets, and 0.0 / -0.0 scores must tie.
+    rng = np.random.default_rng(seed)
+    n, q = 3_000, 5
+    matrix = rng.integers(-3, 4, (n, 2)).astype(np.float32)
+    queries = rng.integers(-2, 3, (q, 2)).astype(np.float32)
+    queries[0] = [0.0, -1.0] if order is None else queries[0]
+    if order is not None:
+        matrix = matrix[np.argsort(matrix @ queries[1], kind="stable")]
+        matrix = matrix[::-1].copy() if order == "descending" else matrix
+    keys = rng.permutation(n).astype(np.int64)
+    allowed = None if seed % 2 == 0 else rng.random(n) < 0.7
+    scores, rows = exact_top_k(queries, matrix, k, keys, allowed)
+    expected = python_top_k(queries, matrix, k, keys, allowed)
+    for i in range(q):
+        assert rows[i].tolist() == expected[i]
+        np.testing.assert_array_equal(scores[i], matrix[expected[i]] @ queries[i])
+
+
+def test_unit_vectors_match_a_full_sort():
+    rng = np.random.default_rng(5)
+    matrix = rng.standard_normal((20_000, 16)).astype(np.float32)
+    queries = rng.standard_normal((20, 16)).astype(np.float32)
+    keys = rng.permutation(20_000).astype(np.int64)
+    scores, rows = exact_top_k(queries, matrix, 50, keys)
+    full = queries @ matrix.T
+    for i in range(20):
+        expected = np.lexsort((-keys, -full[i]))[:50]
+        assert rows[i].tolist() == expected.tolist()
+        np.testing.assert_array_equal(scores[i], full[i, expected])

@@ -102,6 +102,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"{'exact' if summary.exact else 'approximate'} search; {state} {summary.out_dir}"
     )
     print(summary_table(summary))
+    for method, result in summary.methods.items():
+        recall = result.measures.get(f"recall_{summary.k}_vs_exact")
+        if recall is not None:
+            print(
+                f"{method}: recall@{summary.k} of the approximate index against exact: {recall:.4f}"
+            )
     if summary.fusion:
         weights = ", ".join(f"{m}={w:g}" for m, w in summary.fusion["weights"].items())
         print(f"fusion: {summary.fusion['rule']} ({weights}), {summary.fusion['source']}")

@@ -93,7 +93,7 @@ def evaluate_dataset(
         )
     with open_store(url, settings) as store:
         _check_index(store, base, url)
-        exact = exact or url.startswith("local:")
+        exact = exact or (url.startswith("local:") and not getattr(store, "approximate", False))
         models = _models_of(store, base)
         docnos, doc_labels = indexed_documents(store, ds, base)
         fusion_rule, weights, fusion = _fusion_options(
@@ -130,6 +130,10 @@ def evaluate_dataset(
                     method, hit_lists[method], kept, docnos, qrels, out, seconds, k
                 )
                 results[method].model = models[method].to_json()
+                if not exact and hasattr(store, "recall_at_k"):  # approximate embedded index
+                    results[method].measures[f"recall_{k}_vs_exact"] = store.recall_at_k(
+                        method, vectors[method], hit_lists[method], k, models[method]
+                    )
         if fused:
             clock = Stopwatch()
             fused_hits = [

@@ -27,6 +27,7 @@ class FieldView:
     row_position: np.ndarray  # int64 (rows,): position of the document owning each row, -1 if stale
     searchable: np.ndarray  # bool (rows,): current and non-zero rows
     doc_row: np.ndarray  # int64 (documents,): row of each document's vector, -1 if it has none
+    file: str = ""  # the vector file's name under vectors/
 
 
 class Snapshot:
@@ -119,7 +120,12 @@ def load_snapshot(conn: sqlite3.Connection, directory: Path) -> Snapshot:
         doc_row = np.full(len(docs), -1, np.int64)
         doc_row[positions] = entries[:, 1]
         views[name] = FieldView(
-            model, map_vectors(directory, file, rows, model.dim), row_position, searchable, doc_row
+            model,
+            map_vectors(directory, file, rows, model.dim),
+            row_position,
+            searchable,
+            doc_row,
+            file,
         )
     return Snapshot(generation, meta, [d[1:] for d in docs], views)
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from features.base import ModelInfo
+from indexing.stores import embedded_ann as ann
 from indexing.stores import embedded_catalog as catalog
 from indexing.stores.base import (
     MAX_DIM,
@@ -38,6 +39,7 @@ def recover(conn: sqlite3.Connection, directory: Path) -> None:
     """Cut what a crashed writer left past the committed rows, and remove unreferenced files."""
     fields = catalog.read_fields(conn)
     committed = {file: info.dim * rows * 4 for info, rows, file in fields.values()}
+    ann.remove_unused(directory, set(committed))
     for path in (directory / catalog.VECTORS).iterdir():
         if path.name not in committed:
             path.unlink()
@@ -189,15 +191,16 @@ def compact_field(conn: sqlite3.Connection, directory: Path, field: str) -> None
         catalog.bump_generation(conn)
     del source
     (vectors / old).unlink()
+    ann.remove_unused(directory, {file for _, _, file in catalog.read_fields(conn).values()})
 
 
 def remove_store_files(directory: Path) -> None:
     """Delete the files a store has (nothing else), and the directory if that leaves it empty."""
-    vectors = directory / catalog.VECTORS
-    if vectors.is_dir():
-        for path in vectors.iterdir():
-            path.unlink()
-        vectors.rmdir()
+    for folder in (directory / catalog.VECTORS, directory / ann.ANN):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                path.unlink()
+            folder.rmdir()
     for name in (catalog.CATALOG, f"{catalog.CATALOG}-wal", f"{catalog.CATALOG}-shm", catalog.LOCK):
         (directory / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # other files are left: they are not ours to delete

@@ -3,8 +3,11 @@
 Written with numpy rather than faiss because it must honour a tie order (larger key first,
 even across the k-th place) and row masks (filters, deleted rows) on a memory-mapped matrix;
 `benchmarks/stores.py` measures it against `faiss.IndexFlatIP` on the same data.
-Each block is one BLAS matrix product, then `np.argpartition` per row on a thread pool
-(numpy releases the GIL there).
+Each block is one BLAS matrix product, then a selection per few rows on a thread pool (numpy
+releases the GIL there). The selection first bounds each row's k-th score from below (the
+smallest of the maxima of k disjoint column groups: each group holds a score at least that
+large), keeps the few scores above the bound, and sorts only those: a `np.argpartition` over
+every score cost twice the matrix product itself (issue #21).
 """
 
 from __future__ import annotations
@@ -94,8 +97,7 @@ def _select(
     scores: np.ndarray, k: int, keys: np.ndarray, out_scores: np.ndarray, out_rows: np.ndarray
 ) -> None:
     """Top k of each row of `scores` (float32 (m, n)) into the outputs, best first."""
-    # argpartition returns an int64 index for every score: a few rows at a time keep
-    # that array in cache instead of allocating (m, n) of it.
+    # A few rows at a time keep the comparison mask and candidates in cache.
     for start in range(0, len(scores), SELECT_ROWS):
         rows = slice(start, start + SELECT_ROWS)
         _select_rows(scores[rows], k, keys, out_scores[rows], out_rows[rows])
@@ -104,12 +106,48 @@ def _select(
 def _select_rows(
     scores: np.ndarray, k: int, keys: np.ndarray, out_scores: np.ndarray, out_rows: np.ndarray
 ) -> None:
-    n = scores.shape[1]
+    m, n = scores.shape
     if k >= n:
         order = np.lexsort((np.broadcast_to(-keys, scores.shape), -scores), axis=1)[:, :k]
         out_rows[:] = order
         out_scores[:] = np.take_along_axis(scores, order, axis=1)
         return
+    width = n // k
+    bound = scores[:, : k * width].reshape(m, k, width).max(axis=2).min(axis=1)
+    flat = np.flatnonzero(scores >= bound[:, None])  # row-major: row by row, columns ascending
+    row, column = np.divmod(flat, n)
+    counts = np.bincount(row, minlength=m)
+    if counts.min(initial=k) < k:  # only with NaN scores: let argpartition rank them
+        _select_by_partition(scores, k, keys, out_scores, out_rows)
+        return
+    # + 0.0 turns -0.0 into 0.0, so that equal scores have equal bits.
+    values = scores.ravel()[flat] + np.float32(0.0)
+    order = _candidate_order(row, values, keys[column])
+    starts = np.cumsum(counts) - counts
+    take = order[(starts[:, None] + np.arange(k)).ravel()]
+    out_rows[:] = column[take].reshape(m, k)
+    out_scores[:] = values[take].reshape(m, k)
+
+
+def _candidate_order(row: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Indices sorting candidates by row, then score descending, then key descending."""
+    bits = values.view(np.uint32)
+    # IEEE floats sort as unsigned integers once negatives have all bits flipped and
+    # positives their sign bit set; inverted, that is descending order.
+    ascending = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000))
+    combined = (row.astype(np.int64) << 32) | (~ascending).astype(np.int64)
+    order = np.argsort(combined)
+    ranked = combined[order]
+    if (ranked[1:] == ranked[:-1]).any():  # equal scores in a row: the key decides
+        return np.lexsort((-keys, -values, row))
+    return order
+
+
+def _select_by_partition(
+    scores: np.ndarray, k: int, keys: np.ndarray, out_scores: np.ndarray, out_rows: np.ndarray
+) -> None:
+    """`_select_rows` by one `np.argpartition` over every score (k < columns)."""
+    n = scores.shape[1]
     # Column 0 holds the (k+1)-th largest score, columns 1.. the k largest (unordered).
     part = np.argpartition(scores, n - k - 1, axis=1)[:, n - k - 1 :]
     part_scores = np.take_along_axis(scores, part, axis=1)

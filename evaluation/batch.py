@@ -49,6 +49,7 @@ class MethodResult:
     run_file: str
     search_seconds: float
     model: dict | None = None  # name, dim, fingerprint (None for fusion)
+    full_ranking: dict | None = None  # map_all, map_found_1000 over every document (or None)
 
 
 @dataclass
@@ -98,6 +99,7 @@ def evaluate_dataset(
     limit: int | None = None,
     force: bool = False,
     show_progress: bool = True,
+    full_ranking: bool = False,
 ) -> EvaluationSummary:
     """Evaluate every method (and their fusion) on the test split; returns the summary.
 
@@ -105,7 +107,9 @@ def evaluate_dataset(
     exact). `limit` keeps the first n queries of each label. A method named `<m>+qe` is `<m>`
     searched again after alpha query expansion: with `expansion` when given, else with the
     one `cbir tune-fusion` chose on validation. An identical earlier evaluation in `out_dir`
-    (same models, documents, queries and options) is reused unless `force`.
+    (same models, documents, queries and options) is reused unless `force`. `full_ranking`
+    adds mAP over every document and the hashing mAP@1000 for bovw and cnn
+    (evaluation/full_ranking.py).
     """
     if k <= 0:
         raise CbirError(f"-k must be positive, got {k}")
@@ -132,6 +136,8 @@ def evaluate_dataset(
         expansions = _expansion_options(settings, store, methods, expansion)
         key = _cache_key(store, base, methods, docnos, queries, k, exact, num_candidates, fusion)
         key["expansion"] = expansions
+        if full_ranking:
+            key["full_ranking"] = True
         cached = _reusable(out, key) if not force else None
         if cached is not None:
             return cached
@@ -160,6 +166,11 @@ def evaluate_dataset(
                     method, hit_lists[method], kept, docnos, qrels, out, seconds, k
                 )
                 results[method].model = models[method].to_json()
+        if full_ranking:
+            ranked = [m for m in base if m in methods]
+            labels = dict(zip(docnos, doc_labels, strict=True))
+            for method, values in _full_rankings(store, ranked, vectors, kept, labels).items():
+                results[method].full_ranking = values
         if FUSION in methods:
             clock = Stopwatch()
             fused = [
@@ -208,6 +219,27 @@ def evaluate_dataset(
     (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary))
     return summary
+
+
+def _full_rankings(store, methods, vectors, queries, labels) -> dict[str, dict]:
+    """mAP over the full cosine ranking of every indexed document, for each plain method."""
+    from evaluation.full_ranking import full_ranking
+
+    docnos = list(labels)
+    documents = store.get(docnos)
+    out = {}
+    for method in methods:
+        have = [d for d in docnos if method in documents[d].vectors]
+        matrix = np.stack([documents[d].vectors[method] for d in have])
+        result = full_ranking(
+            vectors[method],
+            matrix,
+            [q.label for q in queries],
+            [labels[d] for d in have],
+            have,
+        )
+        out[method] = {**result.summary(), "documents": len(have)}
+    return out
 
 
 def _fusion_options(settings, store, base, rule, weights, wanted: bool):

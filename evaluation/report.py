@@ -67,6 +67,7 @@ def to_json(ev: Evaluation, *, per_topic: bool = False) -> dict[str, Any]:
             "complete": ev.complete,
             "max_depth": ev.max_depth,
             "relevance_level": ev.relevance_level,
+            "trec_eval": ev.version,
         },
         "run_tag": ev.run_tag,
         "topics_evaluated": len(ev.topics),

@@ -76,7 +76,7 @@ def full_ranking(
     """AP over the full cosine ranking of `documents` (m, d) for each of `queries` (n, d).
 
     Relevant = same label. Zero vectors have cosine 0 with everything. Memory is about
-    30 bytes per document per query of a chunk (256 x 50,000: 0.4 GB).
+    60 bytes per document per query of a chunk (256 x 50,000: 0.8 GB).
     """
     queries, documents = _unit_rows(queries, "queries"), _unit_rows(documents, "documents")
     if queries.shape[1] != documents.shape[1]:

@@ -25,6 +25,7 @@ from cbir.config import Settings
 from cbir.errors import CbirError
 from cbir.progress import Stopwatch
 from evaluation.evaluate import evaluate
+from evaluation.full_ranking import stored_full_rankings
 from evaluation.qrels import LabelQrels
 from evaluation.run import ArrayRun
 from evaluation.summary import measures_for, summary_markdown
@@ -169,7 +170,9 @@ def evaluate_dataset(
         if full_ranking:
             ranked = [m for m in base if m in methods]
             labels = dict(zip(docnos, doc_labels, strict=True))
-            for method, values in _full_rankings(store, ranked, vectors, kept, labels).items():
+            for method, values in stored_full_rankings(
+                store, ranked, vectors, kept, labels
+            ).items():
                 results[method].full_ranking = values
         if FUSION in methods:
             clock = Stopwatch()
@@ -219,27 +222,6 @@ def evaluate_dataset(
     (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary))
     return summary
-
-
-def _full_rankings(store, methods, vectors, queries, labels) -> dict[str, dict]:
-    """mAP over the full cosine ranking of every indexed document, for each plain method."""
-    from evaluation.full_ranking import full_ranking
-
-    docnos = list(labels)
-    documents = store.get(docnos)
-    out = {}
-    for method in methods:
-        have = [d for d in docnos if method in documents[d].vectors]
-        matrix = np.stack([documents[d].vectors[method] for d in have])
-        result = full_ranking(
-            vectors[method],
-            matrix,
-            [q.label for q in queries],
-            [labels[d] for d in have],
-            have,
-        )
-        out[method] = {**result.summary(), "documents": len(have)}
-    return out
 
 
 def _fusion_options(settings, store, base, rule, weights, wanted: bool):

@@ -18,7 +18,7 @@ a topic without judgments out. Exact definitions: docs/evaluation-measures.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,6 +113,27 @@ def full_ranking(
         if progress is not None:
             progress(stop)
     return FullRanking(cutoff, ap_all, ap_found, sizes[query_codes].astype(np.int64))
+
+
+def stored_full_rankings(
+    store, methods: Sequence[str], vectors, queries, labels: Mapping[str, Hashable]
+) -> dict[str, dict]:
+    """Full-ranking summaries per method, documents' vectors read from a store (`store.get`).
+
+    `vectors[m]` are the query vectors, `queries` have a `.label`, `labels` maps each indexed
+    docno to its label; documents without an `m` vector are left out of `m`'s ranking.
+    """
+    docnos = list(labels)
+    documents = store.get(docnos)
+    out = {}
+    for method in methods:
+        have = [d for d in docnos if method in documents[d].vectors]
+        matrix = np.stack([documents[d].vectors[method] for d in have])
+        result = full_ranking(
+            vectors[method], matrix, [q.label for q in queries], [labels[d] for d in have], have
+        )
+        out[method] = {**result.summary(), "documents": len(have)}
+    return out
 
 
 def _sort_keys(scores: np.ndarray, tie: np.ndarray) -> np.ndarray:

@@ -10,6 +10,10 @@
   first n of that ranking; `relevance_level` (`-l`) is the lowest relevant grade.
 - An empty run is valid and scores 0; a non-empty run sharing no topic with the
   judgments is an error (trec_eval exits with "No queries with both results and relevance").
+- `version` picks the trec_eval release reproduced (evaluation/compat.py): "9.0.8" compares
+  scores in float32; "10.0" in float64, and with `complete=True` it also evaluates the missing
+  topics as empty rankings (listed among `topics`, so `-q` prints them). Without `-c`, 10.0
+  stops on a missing topic: that is the caller's to do (see `compat.missing_topic_message`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evaluation.compute import topic_values
+from evaluation import compat
+from evaluation.compute import PAD, topic_values
 from evaluation.errors import EvaluationError
 from evaluation.measures import DEFAULT_MEASURES, Measure, MeasureSelection, parse_measures
 from evaluation.qrels import Judgments, LabelQrels, Qrels
@@ -41,6 +46,7 @@ class Evaluation:
     max_depth: int | None = None
     relevance_level: int = 1
     unsupported: tuple[str, ...] = field(default=())  # trec_eval measures asked for, not computed
+    version: str = compat.DEFAULT  # trec_eval release reproduced
 
     def per_topic(self) -> dict[str, dict[str, float | int]]:
         """`{topic: {measure: value}}` for the measures trec_eval prints per topic."""
@@ -83,6 +89,7 @@ def evaluate(
     complete: bool = False,
     max_depth: int | None = None,
     relevance_level: int = 1,
+    version: str = compat.DEFAULT,
 ) -> Evaluation:
     """Evaluate `run` against `qrels` (see the module docstring for the rules).
 
@@ -93,6 +100,10 @@ def evaluate(
         raise EvaluationError(f"max_depth (-M) must be >= 0, got {max_depth}")
     if relevance_level < 0:
         raise EvaluationError(f"relevance_level (-l) must be >= 0, got {relevance_level}")
+    try:
+        compat.check(version)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
     selection = measures if isinstance(measures, MeasureSelection) else parse_measures(measures)
     judgments = qrels if isinstance(qrels, Qrels | LabelQrels) else Qrels.from_mapping(qrels)
     if not isinstance(run, Run | ArrayRun):
@@ -109,7 +120,7 @@ def evaluate(
             f"qrels ({len(judged)} topics, e.g. {judged[0]!r}): wrong qrels file?"
         )
     if isinstance(run, ArrayRun):
-        grades, num_ret = array_run_grades(judgments, run, topics, max_depth)
+        grades, num_ret = array_run_grades(judgments, run, topics, max_depth, version)
         counts = judgments.grade_counts(topics)
         values = topic_values(grades, num_ret, counts, selection.measures, relevance_level)
     else:
@@ -120,22 +131,50 @@ def evaluate(
             selection.measures,
             relevance_level=relevance_level,
             max_depth=max_depth,
+            version=version,
         )
     in_run = set(run_topics)
+    missing = sorted((t for t in judged if t not in in_run), key=byte_key)
+    if complete and version == compat.V10 and missing:
+        topics, values = _with_empty_rankings(judgments, topics, values, missing, selection,
+                                              relevance_level)  # fmt: skip
     ev = Evaluation(
         measures=selection.measures,
         topics=topics,
         values=values,
         summary={},
         run_tag=run.tag,
-        missing_topics=sorted((t for t in judged if t not in in_run), key=byte_key),
+        missing_topics=missing,
         complete=complete,
         max_depth=max_depth,
         relevance_level=relevance_level,
         unsupported=selection.unsupported,
+        version=version,
     )
     ev.summary = _summary(ev, judgments, len(judged))
     return ev
+
+
+def _with_empty_rankings(
+    judgments: Judgments,
+    topics: list[str],
+    values: dict[str, np.ndarray],
+    missing: list[str],
+    selection: MeasureSelection,
+    relevance_level: int,
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Topics and values with the missing topics evaluated as empty rankings, in byte order."""
+    empty = topic_values(
+        np.full((len(missing), 1), PAD, dtype=np.int32),
+        np.zeros(len(missing), dtype=np.int64),
+        judgments.grade_counts(missing),
+        selection.measures,
+        relevance_level,
+    )
+    merged = topics + missing
+    order = sorted(range(len(merged)), key=lambda i: byte_key(merged[i]))
+    joined = {name: np.concatenate([v, empty[name]])[order] for name, v in values.items()}
+    return [merged[i] for i in order], joined
 
 
 def byte_key(text: str) -> bytes:

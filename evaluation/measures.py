@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from evaluation import compat
 from evaluation.errors import MeasureError
 
 TREC_DEFAULT_CUTOFFS = (5, 10, 15, 20, 30, 100, 200, 500, 1000)
@@ -113,20 +114,24 @@ class MeasureSelection:
         return [m.name for m in self.measures]
 
 
-def parse_measures(specs: Iterable[str], *, first_params_win: bool = False) -> MeasureSelection:
+def parse_measures(
+    specs: Iterable[str], *, first_params_win: bool = False, version: str = compat.DEFAULT
+) -> MeasureSelection:
     """Parse measure spellings: `map`, `P.5,10`, `map_cut.100`, `P_10`, `official`, `all_trec`.
 
     trec_eval uses only the first parameter list given for a family (`-m P.5 -m P.10` prints
     P_5 alone); `first_params_win=True` does the same (the CLI), the default takes the union.
     A nickname expands to the members we compute; the others are listed in `unsupported`.
+    `version` picks the release's nicknames (10.0's all_trec has unj, rbp, rbp_resid too).
     Raises MeasureError for unknown names and bad parameters.
     """
+    groups = _groups(version)
     requested: dict[str, list[tuple[int, ...]]] = {}
     unsupported: list[str] = []
     for spec in specs:
         family, cutoffs = _parse_one(spec)
-        if family in GROUPS:
-            for member in GROUPS[family]:
+        if family in groups:
+            for member in groups[family]:
                 if member in FAMILIES:
                     requested.setdefault(member, [])
                 elif member not in unsupported:
@@ -151,6 +156,15 @@ def parse_measures(specs: Iterable[str], *, first_params_win: bool = False) -> M
             chosen = {k for ks in given for k in ks}
         measures.extend(Measure(family, k) for k in sorted(chosen))
     return MeasureSelection(tuple(measures), tuple(unsupported))
+
+
+def _groups(version: str) -> dict[str, tuple[str, ...]]:
+    extra = compat.EXTRA_ALL_TREC.get(version, ())
+    if not extra:
+        return GROUPS
+    members = GROUPS["all_trec"]
+    at = members.index("recall") + 1
+    return {**GROUPS, "all_trec": (*members[:at], *extra, *members[at:])}
 
 
 def _parse_one(spec: str) -> tuple[str, tuple[int, ...] | None]:

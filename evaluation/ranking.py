@@ -15,6 +15,7 @@ from itertools import chain
 
 import numpy as np
 
+from evaluation import compat
 from evaluation.compute import PAD, topic_values
 from evaluation.measures import Measure
 from evaluation.qrels import Judgments, LabelQrels
@@ -29,13 +30,18 @@ def dict_run_values(
     *,
     relevance_level: int,
     max_depth: int | None,
+    version: str = compat.DEFAULT,
 ) -> dict[str, np.ndarray]:
-    """Per-topic values (float64 (len(topics),) per measure name) of a dict run."""
+    """Per-topic values (float64 (len(topics),) per measure name) of a dict run.
+
+    Scores are compared as trec_eval `version` compares them (9.0.8: in float32).
+    """
     docs = [run[t] for t in topics]
     lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
     total = int(lengths.sum())
     docnos = list(chain.from_iterable(docs))
     scores = np.fromiter(chain.from_iterable(d.values() for d in docs), np.float64, total)
+    scores = compat.ranking_scores(scores, version)
     grades = judgments.lookup(topics, docs, total)
     counts = judgments.grade_counts(topics)
     starts = np.cumsum(lengths) - lengths
@@ -93,10 +99,14 @@ def _rank_of(names: list[str]) -> np.ndarray:
 
 
 def array_run_grades(
-    judgments: Judgments, run: ArrayRun, topics: list[str], max_depth: int | None
+    judgments: Judgments,
+    run: ArrayRun,
+    topics: list[str],
+    max_depth: int | None,
+    version: str = compat.DEFAULT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """int32 (n, k) grades in rank order (PAD after the last document) and int64 (n,) counts."""
-    index, _, num_ret = run.ranked()
+    index, _, num_ret = run.ranked(single_precision=version == compat.V908)
     row_of = {str(t): i for i, t in enumerate(run.topics)}
     rows = [row_of[t] for t in topics]
     index, num_ret = index[rows], num_ret[rows].astype(np.int64)

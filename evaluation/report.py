@@ -11,23 +11,51 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from evaluation.evaluate import Evaluation
+from evaluation import compat
+from evaluation.evaluate import Evaluation, byte_key
 from evaluation.measures import Measure
 
 
 def trec_eval_lines(
-    ev: Evaluation, *, per_topic: bool = False, summary: bool = True
+    ev: Evaluation,
+    *,
+    per_topic: bool = False,
+    summary: bool = True,
+    rows: list[int] | None = None,
 ) -> Iterator[str]:
-    """The lines `trec_eval [-q] [-n]` prints, without newlines."""
+    """The lines `trec_eval [-q] [-n]` prints, without newlines (`rows`: those topics only)."""
     if per_topic:
         shown = [m for m in ev.measures if m.info.per_topic]
         columns = [(m, ev.values[m.name]) for m in shown]
-        for i, topic in enumerate(ev.topics):
+        for i in range(len(ev.topics)) if rows is None else rows:
+            topic = ev.topics[i]
             for m, values in columns:
                 yield _line(m, topic, values[i])
     if summary:
         for m in ev.measures:
             yield _line(m, "all", ev.summary[m.name])
+
+
+def trec_eval_run(
+    ev: Evaluation, *, per_topic: bool = False, summary: bool = True
+) -> tuple[list[str], list[str], int]:
+    """What trec_eval prints for `ev` in its release: stdout lines, stderr lines, exit status.
+
+    Under 10.0 without `-c`, a judged topic the run lacks stops trec_eval with status 4 after
+    the per-topic lines of the topics before it (byte order); we add a line saying why.
+    """
+    first = _first_missing(ev)
+    if first is None:
+        return list(trec_eval_lines(ev, per_topic=per_topic, summary=summary)), [], 0
+    before = [i for i, t in enumerate(ev.topics) if byte_key(t) < byte_key(first)]
+    lines = list(trec_eval_lines(ev, per_topic=per_topic, summary=False, rows=before))
+    return lines, list(compat.missing_topic_message(first)), compat.EXIT_MISSING_TOPIC
+
+
+def _first_missing(ev: Evaluation) -> str | None:
+    if ev.version == compat.V10 and not ev.complete and ev.missing_topics:
+        return ev.missing_topics[0]
+    return None
 
 
 def to_json(ev: Evaluation, *, per_topic: bool = False) -> dict[str, Any]:
@@ -39,6 +67,7 @@ def to_json(ev: Evaluation, *, per_topic: bool = False) -> dict[str, Any]:
             "complete": ev.complete,
             "max_depth": ev.max_depth,
             "relevance_level": ev.relevance_level,
+            "trec_eval": ev.version,
         },
         "run_tag": ev.run_tag,
         "topics_evaluated": len(ev.topics),

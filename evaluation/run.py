@@ -141,11 +141,18 @@ class ArrayRun:
             self._docno_rank = rank
         return self._docno_rank
 
-    def ranked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows in trec_eval order: doc_index (n, k), scores (n, k), documents per row (n,)."""
+    def ranked(self, single_precision: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows in trec_eval order: doc_index (n, k), scores (n, k), documents per row (n,).
+
+        `single_precision`: compare scores as float32, as trec_eval 9.0.8 does.
+        """
         valid = self.doc_index >= 0
         safe = np.where(valid, self.doc_index, 0)
-        scores = np.where(valid, self.scores, 0).astype(np.float64)
+        scores = np.where(valid, self.scores, 0)
+        if single_precision and scores.dtype != np.float32:
+            with np.errstate(over="ignore"):
+                scores = scores.astype(np.float32)
+        scores = scores.astype(np.float64)
         # lexsort: last key is primary; ascending, then reversed = valid first, score and
         # docno descending.
         order = np.lexsort((self.docno_rank[safe], scores, valid), axis=1)[:, ::-1]

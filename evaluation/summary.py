@@ -15,6 +15,7 @@ class MethodResult:
     run_file: str
     search_seconds: float
     model: dict | None = None  # name, dim, fingerprint (None for fusion)
+    full_ranking: dict | None = None  # map_all, map_found_1000 over every document (or None)
 
 
 @dataclass

@@ -51,9 +51,16 @@ def read_qrels(
         with _lines(source, progress) as lines:
             qrels = _read_all_qrels(name, lines)
     else:
-        keep_bytes = {_encode(t): {_encode(d) for d in docs} for t, docs in keep.items()}
-        with _lines(source, progress) as lines:
-            qrels, split = _read_kept_qrels(name, lines, keep_bytes)
+        keep_bytes = {
+            _encode(t): {d.encode("utf-8", "surrogateescape") for d in docs}
+            for t, docs in keep.items()
+        }
+        plain = _read_plain_qrels(name, source, keep_bytes, progress)
+        if plain is not None:
+            qrels, split = plain
+        else:
+            with _lines(source, progress) as lines:
+                qrels, split = _read_kept_qrels(name, lines, keep_bytes)
         if split:  # a topic in several blocks: check its docnos across blocks too
             _check_split_topics(name, source, split)
     if not qrels.topics():
@@ -64,6 +71,13 @@ def read_qrels(
 def read_run(source: Source, *, progress: Progress | None = None) -> Run:
     """A run file; an empty file is a valid run with no topics."""
     name = _name(source)
+    if isinstance(source, str | os.PathLike):
+        from evaluation.trec_fast import read_plain_run
+
+        with _stream(source, progress) as stream:
+            plain = read_plain_run(stream.read())
+        if plain is not None:
+            return Run(*plain)
     topics: dict[bytes, dict[bytes, float]] = {}
     tag = b""
     with _lines(source, progress) as numbered:
@@ -171,6 +185,26 @@ def _read_kept_qrels(
     return qrels, split
 
 
+def _read_plain_qrels(
+    name: str, source: Source, keep: Mapping[bytes, Collection[bytes]], progress: Progress | None
+) -> tuple[Qrels, set[bytes]] | None:
+    """The vectorised reader (evaluation/trec_fast.py) on a path; None if the file needs ours."""
+    if not isinstance(source, str | os.PathLike) or not keep:
+        return None
+    from evaluation.trec_fast import KeptQrelsReader
+
+    reader = KeptQrelsReader(keep)
+    with _stream(source, progress) as stream:
+        if not reader.read(stream):
+            return None
+    qrels = Qrels(
+        {_decode(q): {_decode(d): g for d, g in docs.items()} for q, docs in reader.kept.items()},
+        counts={_decode(q): c for q, c in reader.counts.items()},
+        complete=False,
+    )
+    return qrels, reader.split
+
+
 def _check_split_topics(name: str, source: Source, split: set[bytes]) -> None:
     if not isinstance(source, str | os.PathLike):
         if not (hasattr(source, "seek") and source.seekable()):
@@ -215,19 +249,25 @@ def _lines(source: Source, progress: Progress | None) -> Iterator[Iterator[tuple
     reported from the reads underneath, a few times per megabyte.
     """
     if isinstance(source, str | os.PathLike):
-        try:
-            with open(source, "rb", buffering=0) as unbuffered:
-                raw: IO[bytes] = io.BufferedReader(_Counted(unbuffered, progress), 1 << 20)
-                stream = gzip.GzipFile(fileobj=raw) if _magic(raw) == _GZIP_MAGIC else raw
-                yield enumerate(stream, 1)
-        except (OSError, EOFError) as exc:  # missing file, unreadable or truncated gzip
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise EvaluationError(f"{_name(source)}: cannot read ({reason})") from None
+        with _stream(source, progress) as stream:
+            yield enumerate(stream, 1)
     elif isinstance(source, io.TextIOBase) or "b" not in getattr(source, "mode", "b"):
         yield ((n, line.encode("utf-8", "surrogateescape")) for n, line in enumerate(source, 1))
     else:
         gzipped = _magic(source) == _GZIP_MAGIC
         yield enumerate(gzip.GzipFile(fileobj=source) if gzipped else source, 1)
+
+
+@contextmanager
+def _stream(path: str | os.PathLike, progress: Progress | None) -> Iterator[IO[bytes]]:
+    """A file (gunzipped if it is gzip) as a buffered binary stream that reports progress."""
+    try:
+        with open(path, "rb", buffering=0) as unbuffered:
+            raw: IO[bytes] = io.BufferedReader(_Counted(unbuffered, progress), 1 << 20)
+            yield gzip.GzipFile(fileobj=raw) if _magic(raw) == _GZIP_MAGIC else raw
+    except (OSError, EOFError) as exc:  # missing file, unreadable or truncated gzip
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise EvaluationError(f"{_name(path)}: cannot read ({reason})") from None
 
 
 class _Counted(io.RawIOBase):

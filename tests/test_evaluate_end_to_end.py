@@ -125,3 +125,27 @@ def test_cli_evaluate_prints_the_table(cli, settings, indexed, tmp_path, home):
     assert (home / "runs" / "folder" / "run.cnn.txt").is_file()
     code, _, err = cli("evaluate", "--dataset", "folder", "--data", root, "--method", "sift")
     assert code == 2 and "no sift field" in err
+
+
+def test_full_ranking_map_is_trec_eval_map_of_a_run_with_every_document(
+    settings, indexed, tmp_path
+):
+    # With k = all 60 documents the run files hold the full ranking: trec_eval's map of them
+    # is mAP@ALL. mAP@1000 divides by relevant found, all 15 here: the same value.
+    root, _ = indexed
+    summary = run_evaluate(
+        settings, root, tmp_path, k=60, methods=["bovw", "cnn"], full_ranking=True
+    )
+    for method, result in summary.methods.items():
+        ev = evaluate_files(
+            tmp_path / "eval" / "qrels.txt", tmp_path / "eval" / f"run.{method}.txt", ["map"]
+        )
+        full = result.full_ranking
+        assert full["num_q"] == 20 and full["documents"] == 60
+        assert full["map_all"] == pytest.approx(ev.summary["map"], abs=1e-12), method
+        assert full["map_found_1000"] == pytest.approx(full["map_all"], abs=1e-12)
+    saved = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert (
+        saved["methods"]["cnn"]["full_ranking"]["map_all"]
+        == summary.methods["cnn"].full_ranking["map_all"]
+    )

@@ -101,3 +101,40 @@ def test_errors_are_one_line_with_exit_status_2(cli, files, tmp_path):
     assert code == 2 and "'bpref' is not implemented here" in err
     code, _, err = cli("trec-eval", "-m", "P.0", *files)
     assert code == 2 and "cutoffs must be positive" in err
+
+
+def test_compat_10_prints_missing_topics_under_c_and_stops_without_it(cli, files):
+    # Expected bytes: trec_eval 10.0 built from the v10.0 tag, on these same two files.
+    code, out, _ = cli("trec-eval", "--compat", "10.0", "-q", "-c", "-m", "num_ret", "-m",
+                       "map", *files)  # fmt: skip
+    assert code == 0
+    assert out.splitlines()[6:] == [
+        "num_ret               \t3\t0",
+        "map                   \t3\t0.0000",
+        "num_ret               \tall\t8",
+        "map                   \tall\t0.3833",
+    ]
+    code, out, err = cli("trec-eval", "--compat", "10.0", "-q", "-m", "map", *files)
+    assert code == 4
+    assert out.splitlines() == [
+        "map                   \t1\t0.5333",
+        "map                   \t10\t1.0000",
+        "map                   \t2\t0.0000",
+    ]
+    first, ours = err.splitlines()[:2]
+    assert first == "trec_eval: result qid '3' not found in qrels"
+    assert "judged topic '3' has no result in the run" in ours and "-c" in ours
+    code, _, _ = cli("trec-eval", "-q", "-m", "map", *files)  # 9.0.8 skips topic 3
+    assert code == 0
+
+
+def test_compat_9_0_8_ties_scores_equal_in_single_precision(cli, tmp_path):
+    # trec_eval 9.0.8 keeps scores as C floats: 0.30000002 and 0.30000001 tie, and the tie
+    # goes to docno b; 10.0 ranks a first (values from the binaries built from source).
+    (tmp_path / "q").write_text("1 0 a 1\n1 0 b 0\n")
+    (tmp_path / "r").write_text("1 Q0 a 1 0.30000002 t\n1 Q0 b 2 0.30000001 t\n")
+    paths = (str(tmp_path / "q"), str(tmp_path / "r"))
+    _, out, _ = cli("trec-eval", "-m", "map", *paths)
+    assert out == "map                   \tall\t0.5000\n"
+    _, out, _ = cli("trec-eval", "--compat", "10.0", "-m", "map", *paths)
+    assert out == "map                   \tall\t1.0000\n"

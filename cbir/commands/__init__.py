@@ -12,6 +12,7 @@ COMMANDS = (
     "evaluate",
     "tune_fusion",
     "trec_eval",
+    "instance_eval",
     "serve",
     "bench",
 )

@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
     parser.add_argument(
         "--force", action="store_true", help="recompute even if an identical evaluation exists"
     )
+    parser.add_argument(
+        "--full-ranking",
+        action="store_true",
+        help="also mAP over every indexed document (mAP@ALL) and the hashing papers' mAP@1000 "
+        "(divided by relevant found), for bovw and cnn, in memory",
+    )
     add_ray_arguments(parser)
 
 
@@ -95,6 +101,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ray=ray_options(args),
         limit=args.limit,
         force=args.force,
+        full_ranking=args.full_ranking,
     )
     state = "reused an identical evaluation from" if summary.reused else "wrote"
     print(
@@ -115,6 +122,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{method}: alpha query expansion k={options['k']} alpha={options['alpha']:g}, {options['source']}"
         )
+    for method, result in summary.methods.items():
+        if result.full_ranking:
+            f = result.full_ranking
+            print(
+                f"{method}: mAP@ALL {f['map_all']:.4f}, mAP@1000 (÷ relevant found) "
+                f"{f['map_found_1000']:.4f} over {f['num_q']:,} queries x {f['documents']:,} documents"
+            )
     if summary.skipped_queries:
         print(f"skipped {len(summary.skipped_queries)} query images (listed in summary.json)")
     print(

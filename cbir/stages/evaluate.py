@@ -24,6 +24,7 @@ from cbir.core.config import Settings
 from cbir.core.errors import CbirError
 from cbir.core.progress import Stopwatch
 from evaluation.evaluate import evaluate
+from evaluation.full_ranking import stored_full_rankings
 from evaluation.qrels import LabelQrels
 from evaluation.run import ArrayRun
 from evaluation.summary import EvaluationSummary, MethodResult, measures_for, summary_markdown
@@ -62,6 +63,7 @@ def evaluate_dataset(
     limit: int | None = None,
     force: bool = False,
     show_progress: bool = True,
+    full_ranking: bool = False,
 ) -> EvaluationSummary:
     """Evaluate every method (and their fusion) on the test split; returns the summary.
 
@@ -69,7 +71,9 @@ def evaluate_dataset(
     exact). `limit` keeps the first n queries of each label. A method named `<m>+qe` is `<m>`
     searched again after alpha query expansion: with `expansion` when given, else with the
     one `cbir tune-fusion` chose on validation. An identical earlier evaluation in `out_dir`
-    (same models, documents, queries and options) is reused unless `force`.
+    (same models, documents, queries and options) is reused unless `force`. `full_ranking`
+    adds mAP over every document and the hashing mAP@1000 for bovw and cnn
+    (evaluation/full_ranking.py).
     """
     if k <= 0:
         raise CbirError(f"-k must be positive, got {k}")
@@ -102,6 +106,8 @@ def evaluate_dataset(
         expansions = _expansion_options(settings, store, methods, expansion)
         key = _cache_key(store, base, methods, docnos, queries, k, exact, num_candidates, fusion)
         key["expansion"] = expansions
+        if full_ranking:
+            key["full_ranking"] = True
         cached = _reusable(out, key) if not force else None
         if cached is not None:
             return cached
@@ -134,6 +140,13 @@ def evaluate_dataset(
                     results[method].measures[f"recall_{k}_vs_exact"] = store.recall_at_k(
                         method, vectors[method], hit_lists[method], k, models[method]
                     )
+        if full_ranking:
+            ranked = [m for m in base if m in methods]
+            labels = dict(zip(docnos, doc_labels, strict=True))
+            for method, values in stored_full_rankings(
+                store, ranked, vectors, kept, labels
+            ).items():
+                results[method].full_ranking = values
         if fused:
             clock = Stopwatch()
             fused_hits = [

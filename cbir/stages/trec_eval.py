@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from cbir.core.progress import progress
+from evaluation import compat
 from evaluation.evaluate import Evaluation, evaluate
 from evaluation.measures import DEFAULT_MEASURES, parse_measures
 from evaluation.trec_io import Progress, read_qrels, read_run
@@ -23,14 +25,19 @@ def evaluate_files(
     max_depth: int | None = None,
     relevance_level: int = 1,
     first_params_win: bool = True,
+    version: str = compat.DEFAULT,
 ) -> Evaluation:
     """Read the run, then stream the qrels keeping only what the run needs, and evaluate.
 
     `measures` are trec_eval spellings; as in trec_eval only the first parameter list of a
-    family counts unless `first_params_win=False`. Raises TrecFormatError for bad files.
+    family counts unless `first_params_win=False`. A run path `-` is standard input (as in
+    trec_eval 10.0). Raises TrecFormatError for bad files.
     """
-    selection = parse_measures(measures or DEFAULT_MEASURES, first_params_win=first_params_win)
-    run = _with_bar(run_path, "reading run", lambda report: read_run(run_path, progress=report))
+    selection = parse_measures(
+        measures or DEFAULT_MEASURES, first_params_win=first_params_win, version=version
+    )
+    source = sys.stdin.buffer if str(run_path) == "-" else run_path
+    run = _with_bar(run_path, "reading run", lambda report: read_run(source, progress=report))
     keep = {topic: run[topic].keys() for topic in run}
     qrels = _with_bar(
         qrels_path,
@@ -44,6 +51,7 @@ def evaluate_files(
         complete=complete,
         max_depth=max_depth,
         relevance_level=relevance_level,
+        version=version,
     )
 
 

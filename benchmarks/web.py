@@ -29,6 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
+# Headless Chromium as the browser tests and the README screenshot launch it (Debian's build).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 
 @dataclass
 class LoadReport:

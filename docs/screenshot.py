@@ -20,15 +20,6 @@ from urllib.parse import urlencode
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 def take_screenshot(
     url: str,
@@ -44,6 +35,8 @@ def take_screenshot(
 ) -> Path:
     """Open `url` searching by `query` and save a full-page PNG to `out`."""
     from playwright.sync_api import expect, sync_playwright
+
+    from benchmarks.web import CHROMIUM_ARGS
 
     params = {"id": query, "method": method, "k": k, **({"view": "side"} if view == "side" else {})}
     with sync_playwright() as playwright:

@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.web import CHROMIUM_ARGS
 from benchmarks.web_index import LABELS
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
         "--batch-size", type=int, default=1000, help="images per batch and per commit"
     )
     parser.add_argument("--limit", type=int, help="index only the first N images of each label")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="also keep local features (RootSIFT keypoints) for +gv re-ranking and duplicates",
+    )
+    parser.add_argument(
+        "--local-keypoints", type=int, default=500, help="keypoints kept per image (default 500)"
+    )
     add_ray_arguments(parser)
 
 
@@ -79,6 +87,7 @@ def parse_models(pairs: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from cbir.stages.index import index_dataset
+    from indexing.local_store import LocalOptions
 
     report = index_dataset(
         settings,
@@ -89,6 +98,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ray=ray_options(args),
         batch_size=args.batch_size,
         limit=args.limit,
+        local=LocalOptions(max_keypoints=args.local_keypoints) if args.local else None,
     )
     already = ", ".join(f"{m} {n:,}" for m, n in report.already_indexed.items())
     print(

@@ -20,12 +20,14 @@ from cbir.core.progress import Stopwatch, summary_line
 from indexing.dataset_kinds import open_dataset
 from indexing.datasets import Dataset, DatasetKind, ImageRecord, index_side, limit_per_label
 from indexing.encoding import LOCAL_RAY, RayOptions, encode_batches
+from indexing.local_store import LocalOptions, LocalStore
 from indexing.models import load_models, model_dirs
 from indexing.skipped import SkipReport
 from indexing.stores.base import documents_from
 from indexing.stores.urls import open_store
 
 INDEX_META_VERSION = 1
+LOCAL = "local-features"  # the sidecar's name among the fields to do (not a valid field name)
 
 
 @dataclass
@@ -67,11 +69,14 @@ def index_dataset(
     batch_size: int = 1000,
     limit: int | None = None,
     show_progress: bool = True,
+    local: LocalOptions | None = None,
 ) -> IndexReport:
     """Index the index side of `dataset` with every method into the store; returns the report.
 
     `models` maps a method to an explicit model directory (default: see indexing.models).
     `limit` keeps the first n images of each label. `ray=None` encodes in this process.
+    `local` also extracts local features into the index's sidecar (indexing/local_store.py),
+    each batch's shard written right after its store commit, resumable the same way.
     """
     clock = Stopwatch()
     methods = list(dict.fromkeys(methods))
@@ -90,17 +95,21 @@ def index_dataset(
     with open_store(url, settings) as store:
         store.create(infos, meta=_index_meta(store.meta if store.exists() else {}, ds, dirs))
         done = {m: store.ids_with(m) for m in methods}
+        sidecar = LocalStore.open(settings, url, local) if local is not None else None
+        if sidecar is not None:
+            done[LOCAL] = sidecar.ids()
         already = {m: len(ids & {r.doc_id for r in records}) for m, ids in done.items()}
-        for group, todo in _todo_groups(records, methods, done).items():
+        for group, todo in _todo_groups(records, list(done), done).items():
             batches = ds.iter_batches(records=todo, batch_size=batch_size)
             for result in encode_batches(
                 batches,
-                {m: dirs[m] for m in group},
+                {m: dirs[m] for m in group if m != LOCAL},
                 ray=ray,
                 max_pixels=settings.max_pixels,
                 total=len(todo),
                 desc=f"index {'+'.join(group)}",
                 show_progress=show_progress,
+                local=local.to_json() if local is not None and LOCAL in group else None,
             ):
                 report.extend(result.skipped)
                 if not result.records:
@@ -108,7 +117,10 @@ def index_dataset(
                 for method, vectors in result.vectors.items():
                     zero = np.flatnonzero(~np.any(vectors, axis=1))
                     empty[method] += [result.records[i].doc_id for i in zero]
-                written += store.upsert(documents_from(result.records, result.vectors))
+                if result.vectors:
+                    written += store.upsert(documents_from(result.records, result.vectors))
+                if sidecar is not None and result.local is not None:
+                    sidecar.add([r.doc_id for r in result.records], result.local)
                 encoded += len(result.records)
         store.create(infos, meta=_with_label_counts(store.meta, records, report))
         documents = store.count()

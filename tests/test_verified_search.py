@@ -1,0 +1,127 @@
+"""Local features stored with the index (resumable), and `+gv` re-ranking through SearchService."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.copydays import write_copy_folder
+from benchmarks.toy_extractors import ColourMomentsExtractor, ThumbnailExtractor
+from cbir.core.config import Settings
+from cbir.stages.index import index_dataset
+from features.imaging import decode_image
+from indexing.datasets import FolderDataset
+from indexing.local_store import LocalOptions, LocalStore, LocalStoreError
+from indexing.methods import MethodName, MethodNameError
+from indexing.search import SearchService
+
+OPTIONS = LocalOptions(max_side=320, min_side=160, max_keypoints=150)
+ORIGINALS = ("astronaut", "coffee", "rocket")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    root = tmp_path_factory.mktemp("copies")
+    data = write_copy_folder(
+        root / "data", originals=ORIGINALS, transforms=("rot90", "crop"), distractors=12
+    )
+    dataset = FolderDataset(data)
+    images = [dataset.image(r) for r in dataset.records("train")]
+    models = {
+        "bovw": ColourMomentsExtractor().fit(images).save(root / "models" / "bovw"),
+        "cnn": ThumbnailExtractor(4).fit(images).save(root / "models" / "cnn"),
+    }
+    return data, models
+
+
+def _index(settings: Settings, folder, **kwargs):
+    data, models = folder
+    return index_dataset(
+        settings, dataset="folder", data=str(data), methods=tuple(models), models=models,
+        ray=None, batch_size=5, show_progress=False, local=OPTIONS, **kwargs,
+    )  # fmt: skip
+
+
+def test_method_names_with_verification():
+    assert MethodName.parse("cnn+gv") == MethodName("cnn", verified=True)
+    assert str(MethodName.parse("fusion+qe+gv")) == "fusion+qe+gv"
+    assert MethodName.parse("cnn+qe+gv").unverified == MethodName("cnn", expanded=True)
+    with pytest.raises(MethodNameError, match=r"\+qe.*then \+gv"):
+        MethodName.parse("cnn+gv+qe")
+
+
+def test_local_features_survive_a_kill_and_resume(settings, folder, monkeypatch):
+    calls = {"n": 0}
+    original_add = LocalStore.add
+
+    def killed_on_third_batch(self, doc_ids, features):
+        calls["n"] += 1
+        if calls["n"] == 3:  # after the store commit of batch 3, before its shard is written
+            raise KeyboardInterrupt
+        return original_add(self, doc_ids, features)
+
+    monkeypatch.setattr(LocalStore, "add", killed_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _index(settings, folder)
+    store = LocalStore.open(settings, settings.store)
+    assert len(store) == 10  # two whole shards of 5, nothing of the third
+    monkeypatch.setattr(LocalStore, "add", original_add)
+    report = _index(settings, folder)
+    # the vectors of the third batch were committed: only local features are redone for it
+    assert report.already_indexed["cnn"] == 15
+    assert report.already_indexed["local-features"] == 10
+    store = LocalStore.open(settings, settings.store)
+    assert len(store) == report.records == 3 + 12
+    _data, _ = folder
+    ids = sorted(store.ids())
+    got = store.get(ids)
+    assert set(got) == set(ids)
+    assert all(f.descriptors.dtype == np.uint8 and len(f) <= 150 for f in got.values())
+    assert all(len(got[d]) > 40 for d in ids if "original" in d)  # flat distractors may have 0
+    # a third run has nothing left to do
+    assert _index(settings, folder).encoded == 0
+    with pytest.raises(LocalStoreError, match="delete that folder"):
+        LocalStore.open(settings, settings.store, LocalOptions(max_keypoints=10))
+
+
+def test_gv_moves_the_rotated_copy_to_rank_one(settings, folder):
+    _index(settings, folder)
+    data, _ = folder
+    service = SearchService.open(settings)
+    try:
+        assert "cnn+gv" in service.methods and "fusion+gv" in service.methods
+        query = decode_image(data / "test" / "coffee" / "rot90.jpg")
+        plain = service.search_image(query, "cnn", 15)
+        verified = service.search_image(query, "cnn+gv", 15)
+        assert service.score_kind("cnn+gv") == "inliers"
+        assert verified.hits[0].label == "coffee"
+        assert verified.verifications[verified.hits[0].doc_id].inliers >= 20
+        # the same candidates, re-ordered; scores strictly decreasing
+        assert {h.doc_id for h in verified.hits} == {h.doc_id for h in plain.hits}
+        scores = [h.score for h in verified.hits]
+        assert all(a > b for a, b in itertools.pairwise(scores))
+        # unverified candidates keep the first ranking among themselves
+        first = [h.doc_id for h in plain.hits]
+        rest = [h.doc_id for h in verified.hits if h.doc_id not in verified.verifications]
+        assert rest == [d for d in first if d in rest]
+        by_id = service.search_id(verified.hits[0].doc_id, "bovw+gv", 5)
+        assert by_id.hits[0].doc_id != verified.hits[0].doc_id  # left out of its own results
+    finally:
+        service.close()
+
+
+def test_no_gv_methods_without_local_features(tmp_path, folder):
+    settings = Settings.resolve(env={}, home=tmp_path / "home")
+    data, models = folder
+    index_dataset(
+        settings, dataset="folder", data=str(data), methods=("cnn",), models=models,
+        ray=None, show_progress=False,
+    )  # fmt: skip
+    service = SearchService.open(settings)
+    try:
+        assert service.methods == ["cnn", "cnn+qe"]
+    finally:
+        service.close()

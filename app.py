@@ -54,8 +54,18 @@ METHOD_NAMES = {
     FUSION: "Fusion",
     "bovw+qe": "BoVW + query expansion",
     "cnn+qe": "CNN + query expansion",
+    "bovw+gv": "BoVW + geometric verification",
+    "cnn+gv": "CNN + geometric verification",
+    f"{FUSION}+gv": "Fusion + geometric verification",
+    "bovw+qe+gv": "BoVW + query expansion + geometric verification",
+    "cnn+qe+gv": "CNN + query expansion + geometric verification",
 }
-SCORE_NAMES = {"cosine": "cosine", "rrf": "RRF score", "weighted": "fused score"}
+SCORE_NAMES = {
+    "cosine": "cosine",
+    "rrf": "RRF score",
+    "weighted": "fused score",
+    "inliers": "inliers",
+}
 MEGABYTE = 1024 * 1024
 
 
@@ -285,6 +295,11 @@ def result_json(service: SearchService, result) -> dict[str, Any]:
                 "label": hit.label,
                 "same_label": None if query.label is None else hit.label == query.label,
                 "image_url": image_url(hit.doc_id),
+                "verification": (
+                    result.verifications[hit.doc_id].to_json()
+                    if result.verifications and hit.doc_id in result.verifications
+                    else None
+                ),
             }
             for rank, hit in enumerate(result.hits, start=1)
         ],

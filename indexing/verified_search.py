@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cbir.core.progress import progress
 from features.local import LocalFeatures, extract_local
 from features.verify import Verification, VerifyParams, rerank_order, verify_many
+from indexing.datasets import Dataset, ImageRecord
 from indexing.local_store import LocalOptions, LocalStore
 from indexing.stores.base import Hit
 
@@ -71,3 +73,23 @@ def verified_hits(
         for j, h in enumerate(tail)
     ]
     return ranked + rest, {h.doc_id: r for h, r in zip(head, results, strict=True) if r.inliers}
+
+
+def verify_hit_lists(
+    dataset: Dataset,
+    queries: Sequence[ImageRecord],
+    hit_lists: Sequence[Sequence[Hit]],
+    local: LocalStore,
+    reranking: Reranking,
+    show_progress: bool = True,
+) -> list[list[Hit]]:
+    """`verified_hits` for every query of a batch evaluation (query i's first list is hits i)."""
+    out = []
+    for record, hits in zip(
+        queries,
+        progress(hit_lists, desc="verify", total=len(queries), disable=not show_progress),
+        strict=True,
+    ):
+        image = dataset.image(record, min_side=local.options.max_side)
+        out.append(verified_hits(hits, query_views(image, local.options), local, reranking)[0])
+    return out

@@ -47,7 +47,7 @@ def _index(settings: Settings, folder, **kwargs):
 
 def test_method_names_with_verification():
     assert MethodName.parse("cnn+gv") == MethodName("cnn", verified=True)
-    assert str(MethodName.parse("fusion+qe+gv")) == "fusion+qe+gv"
+    assert str(MethodName.parse("fusion+gv")) == "fusion+gv"
     assert MethodName.parse("cnn+qe+gv").unverified == MethodName("cnn", expanded=True)
     with pytest.raises(MethodNameError, match=r"\+qe.*then \+gv"):
         MethodName.parse("cnn+gv+qe")
@@ -125,3 +125,53 @@ def test_no_gv_methods_without_local_features(tmp_path, folder):
         assert service.methods == ["cnn", "cnn+qe"]
     finally:
         service.close()
+
+
+def test_evaluate_reports_gv_methods(settings, folder, tmp_path):
+    from cbir.stages.evaluate import evaluate_dataset
+
+    _index(settings, folder)
+    data, _ = folder
+    summary = evaluate_dataset(
+        settings, dataset="folder", data=str(data), methods=["cnn", "cnn+gv", "fusion+gv"],
+        k=15, out_dir=tmp_path / "runs", ray=None, show_progress=False,
+    )  # fmt: skip
+    assert list(summary.methods) == ["cnn", "cnn+gv", "fusion+gv"]
+    assert summary.methods["cnn+gv"].measures["recip_rank"] == 1.0  # every copy's original first
+    assert summary.methods["fusion+gv"].measures["recip_rank"] == 1.0
+    assert summary.methods["cnn"].measures["recip_rank"] < 1.0  # the thumbnail cnn alone misses
+
+
+def test_evaluate_gv_without_local_features_says_what_to_run(tmp_path, folder):
+    from cbir.core.errors import CbirError
+    from cbir.stages.evaluate import evaluate_dataset
+
+    settings = Settings.resolve(env={}, home=tmp_path / "home")
+    data, models = folder
+    index_dataset(
+        settings, dataset="folder", data=str(data), methods=("cnn",), models=models,
+        ray=None, show_progress=False,
+    )  # fmt: skip
+    with pytest.raises(CbirError, match="cbir index --local"):
+        evaluate_dataset(
+            settings, dataset="folder", data=str(data), methods=["cnn+gv"], ray=None,
+            show_progress=False,
+        )  # fmt: skip
+
+
+def test_api_search_with_gv_returns_the_verification(settings, folder):
+    from app import create_app
+
+    _index(settings, folder)
+    app = create_app({"TESTING": True, "CBIR_SETTINGS": settings, "CBIR_INDEX_RETRY_SECONDS": 0})
+    client = app.test_client()
+    assert "cnn+gv" in client.get("/api/stats").json["searchable"]
+    assert "CNN + geometric verification" in client.get("/").text  # the page's method menu
+    body = client.post(
+        "/api/search", json={"id": "test/rocket/crop.jpg", "method": "cnn+gv", "k": 5}
+    ).json
+    assert body["score_kind"] == "inliers", body
+    top = body["results"][0]
+    assert top["label"] == "rocket" and top["verification"]["inliers"] >= 10
+    assert top["verification"]["scale"] == pytest.approx(1.0, abs=0.05)
+    assert body["results"][-1]["verification"] is None  # an unrelated distractor

@@ -14,4 +14,5 @@ COMMANDS = (
     "trec_eval",
     "serve",
     "bench",
+    "duplicates",
 )

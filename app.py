@@ -306,6 +306,21 @@ def result_json(service: SearchService, result) -> dict[str, Any]:
     }
 
 
+@api.get("/why")
+def why() -> Response:
+    """Why `result` matched `query` (doc ids): SVG of inlier lines, or JSON with ?format=json."""
+    from indexing.match_figure import match_svg
+
+    query_id, result_id = request.args.get("query"), request.args.get("result")
+    if not query_id or not result_id:
+        raise BadRequest("give the doc ids of both images: /api/why?query=ID&result=ID")
+    check, view, stored = open_service().explain(query_id, result_id)
+    if request.args.get("format") == "json":
+        return jsonify({"query": query_id, "result": result_id, **check.to_json()})
+    svg = match_svg(check, view, stored, image_url(query_id), image_url(result_id))
+    return Response(svg, mimetype="image/svg+xml")
+
+
 def image_url(doc_id: str) -> str:
     return url_for("api.image", doc_id=doc_id)
 

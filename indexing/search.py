@@ -23,6 +23,7 @@ from cbir.core.config import Settings
 from cbir.core.errors import CbirError
 from features.base import Extractor
 from features.imaging import decode_image
+from features.verify import verify_views
 from indexing.dataset_kinds import open_dataset
 from indexing.datasets import Dataset, ImageRecord
 from indexing.expansion import Expansion, expanded_search
@@ -230,6 +231,19 @@ class SearchService:
             record = self.record(doc_id)
             views = self._views(self.dataset.image(record, min_side=self.local.options.max_side))
         return self._search(vectors, method, k, query, start, views)
+
+    def explain(self, query_id: str, result_id: str) -> tuple:
+        """Why `result_id` matches `query_id`: (Verification, the query view it used, the
+        result's stored features); needs local features (`cbir index --local`)."""
+        if self.local is None:
+            raise CbirError("this index has no local features; add them with `cbir index --local`")
+        stored = self.local.get([result_id]).get(result_id)
+        if stored is None:
+            raise UnknownDocumentError(f"no local features for {result_id!r} in this index")
+        record = self.record(query_id)
+        views = self._views(self.dataset.image(record, min_side=self.local.options.max_side))
+        check = verify_views(views, stored, self.reranking.params)
+        return check, views[1 if check.mirrored else 0], stored
 
     def record(self, doc_id: str) -> ImageRecord:
         """The dataset record of `doc_id`; UnknownDocumentError when there is none."""

@@ -175,3 +175,20 @@ def test_api_search_with_gv_returns_the_verification(settings, folder):
     assert top["label"] == "rocket" and top["verification"]["inliers"] >= 10
     assert top["verification"]["scale"] == pytest.approx(1.0, abs=0.05)
     assert body["results"][-1]["verification"] is None  # an unrelated distractor
+
+
+def test_why_it_matched_svg_and_json(settings, folder):
+    from app import create_app
+
+    _index(settings, folder)
+    app = create_app({"TESTING": True, "CBIR_SETTINGS": settings, "CBIR_INDEX_RETRY_SECONDS": 0})
+    client = app.test_client()
+    args = "query=test/coffee/rot90.jpg&result=train/coffee/original.jpg"
+    body = client.get(f"/api/why?{args}&format=json").json
+    assert body["inliers"] >= 20 and abs(abs(body["angle"]) - 90) < 1.0
+    svg = client.get(f"/api/why?{args}")
+    assert svg.mimetype == "image/svg+xml"
+    assert svg.text.count("<line ") == min(body["inliers"], 200)
+    assert "/api/images/train/coffee/original.jpg" in svg.text
+    missing = client.get("/api/why?query=test/coffee/rot90.jpg")
+    assert missing.status_code == 400

@@ -56,6 +56,7 @@ def run(root: Path, distractors: int, seed: int = 0, bovw: bool = False) -> dict
     service = SearchService.open(settings)
     correct: dict[str, dict[str, list[bool]]] = {m: {} for m in searched}
     verify_ms, first_ms, views_ms = [], [], []
+    in_first: dict[str, list[bool]] = {}  # is the original among the candidates +gv re-ranks?
     try:
         for record in queries:
             transform = Path(record.path).stem
@@ -68,6 +69,7 @@ def run(root: Path, distractors: int, seed: int = 0, bovw: bool = False) -> dict
             t0 = time.perf_counter()
             first = service.search_image(image, methods[0], 100).hits
             first_ms.append((time.perf_counter() - t0) * 1000)
+            in_first.setdefault(transform, []).append(any(h.label == record.label for h in first))
             t0 = time.perf_counter()
             views = query_views(image, service.local.options)
             views_ms.append((time.perf_counter() - t0) * 1000)
@@ -90,6 +92,9 @@ def run(root: Path, distractors: int, seed: int = 0, bovw: bool = False) -> dict
             for m, t in correct.items()
         },
         "candidates": len(first),
+        f"{methods[0]}_recall_at_{len(first)}": {
+            k: round(float(np.mean(v)), 3) for k, v in sorted(in_first.items())
+        },
         "first_search_ms_median": round(statistics.median(first_ms), 1),
         "query_views_ms_median": round(statistics.median(views_ms), 1),
         "verify_100_ms_median": round(statistics.median(verify_ms), 1),

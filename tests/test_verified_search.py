@@ -113,13 +113,18 @@ def test_gv_moves_the_rotated_copy_to_rank_one(settings, folder):
         service.close()
 
 
-def test_no_gv_methods_without_local_features(tmp_path, folder):
+def _index_without_local(tmp_path: Path, folder) -> Settings:
     settings = Settings.resolve(env={}, home=tmp_path / "home")
     data, models = folder
     index_dataset(
         settings, dataset="folder", data=str(data), methods=("cnn",), models=models,
         ray=None, show_progress=False,
     )  # fmt: skip
+    return settings
+
+
+def test_no_gv_methods_without_local_features(tmp_path, folder):
+    settings = _index_without_local(tmp_path, folder)
     service = SearchService.open(settings)
     try:
         assert service.methods == ["cnn", "cnn+qe"]
@@ -146,12 +151,8 @@ def test_evaluate_gv_without_local_features_says_what_to_run(tmp_path, folder):
     from cbir.core.errors import CbirError
     from cbir.stages.evaluate import evaluate_dataset
 
-    settings = Settings.resolve(env={}, home=tmp_path / "home")
-    data, models = folder
-    index_dataset(
-        settings, dataset="folder", data=str(data), methods=("cnn",), models=models,
-        ray=None, show_progress=False,
-    )  # fmt: skip
+    settings = _index_without_local(tmp_path, folder)
+    data, _ = folder
     with pytest.raises(CbirError, match="cbir index --local"):
         evaluate_dataset(
             settings, dataset="folder", data=str(data), methods=["cnn+gv"], ray=None,

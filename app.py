@@ -59,8 +59,18 @@ METHOD_NAMES = {
     FUSION: "Fusion",
     "bovw+qe": "BoVW + query expansion",
     "cnn+qe": "CNN + query expansion",
+    "bovw+gv": "BoVW + geometric verification",
+    "cnn+gv": "CNN + geometric verification",
+    f"{FUSION}+gv": "Fusion + geometric verification",
+    "bovw+qe+gv": "BoVW + query expansion + geometric verification",
+    "cnn+qe+gv": "CNN + query expansion + geometric verification",
 }
-SCORE_NAMES = {"cosine": "cosine", "rrf": "RRF score", "weighted": "fused score"}
+SCORE_NAMES = {
+    "cosine": "cosine",
+    "rrf": "RRF score",
+    "weighted": "fused score",
+    "inliers": "inliers",
+}
 MEGABYTE = 1024 * 1024
 
 
@@ -300,10 +310,30 @@ def result_json(service: SearchService, result) -> dict[str, Any]:
                 "image_url": image_url(hit.doc_id),
                 "thumbnail_url": thumbnail_url(hit.doc_id),
                 **image_facts(service, hit.doc_id),
+                "verification": (
+                    result.verifications[hit.doc_id].to_json()
+                    if result.verifications and hit.doc_id in result.verifications
+                    else None
+                ),
             }
             for rank, hit in enumerate(result.hits, start=1)
         ],
     }
+
+
+@api.get("/why")
+def why() -> Response:
+    """Why `result` matched `query` (doc ids): SVG of inlier lines, or JSON with ?format=json."""
+    from indexing.match_figure import match_svg
+
+    query_id, result_id = request.args.get("query"), request.args.get("result")
+    if not query_id or not result_id:
+        raise BadRequest("give the doc ids of both images: /api/why?query=ID&result=ID")
+    check, view, stored = open_service().explain(query_id, result_id)
+    if request.args.get("format") == "json":
+        return jsonify({"query": query_id, "result": result_id, **check.to_json()})
+    svg = match_svg(check, view, stored, image_url(query_id), image_url(result_id))
+    return Response(svg, mimetype="image/svg+xml")
 
 
 def image_url(doc_id: str) -> str:

@@ -20,6 +20,7 @@ from cbir.core.config import DEFAULT_MAX_PIXELS
 from cbir.core.progress import progress
 from features.base import Extractor, ModelInfo
 from features.imaging import ImageDecodeError, decode_image
+from features.local import LocalFeatures, extract_local
 from features.registry import load_extractor
 from indexing.datasets import ImageBatch, ImageRecord
 from indexing.skipped import SkippedFile
@@ -34,6 +35,7 @@ class EncodedBatch:
     records: list[ImageRecord]
     vectors: dict[str, np.ndarray]  # field -> float32 (len(records), dim)
     skipped: list[SkippedFile] = field(default_factory=list)
+    local: list[LocalFeatures] | None = None  # per record, when local features were asked for
 
 
 @dataclass(frozen=True)
@@ -74,15 +76,19 @@ class BatchEncoder:
         model_dirs: Mapping[str, str | Path],
         threads: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        local: Mapping[str, int] | None = None,
     ):
         limit_threads(threads)
         self.max_pixels = max_pixels
+        self.local = dict(local) if local is not None else None  # extract_local keywords
         self.extractors: dict[str, Extractor] = {
             name: load_extractor(path) for name, path in model_dirs.items()
         }
         # Extractors that import torch lazily get the cap too.
         limit_threads(threads)
         sides = [ex.input_side for ex in self.extractors.values()]
+        if self.local is not None:  # a short side >= max_side leaves the long side >= max_side
+            sides.append(self.local.get("max_side"))
         # Decode big photos only as large as the most demanding model needs.
         self.min_side = None if None in sides or not sides else max(sides)
 
@@ -109,7 +115,10 @@ class BatchEncoder:
             name: (ex.encode(images) if images else np.zeros((0, ex.dim), np.float32))
             for name, ex in self.extractors.items()
         }
-        return EncodedBatch(kept, vectors, skipped)
+        local = (
+            [extract_local(im, **self.local) for im in images] if self.local is not None else None
+        )
+        return EncodedBatch(kept, vectors, skipped, local)
 
 
 @contextlib.contextmanager
@@ -145,29 +154,31 @@ def encode_batches(
     total: int | None = None,
     desc: str = "encode",
     show_progress: bool = True,
+    local: Mapping[str, int] | None = None,
 ) -> Iterator[EncodedBatch]:
     """Encode `batches` with every model in `model_dirs` (field name -> saved model directory).
 
     With `ray=None` everything runs in this process (same code, same vectors); otherwise
     batches go to a pool of Ray actors, at most two per worker in flight, and results come
     back as they finish (not in input order). `total` (images) sizes the progress bar.
+    `local` (extract_local keywords) adds each image's local features to the batch.
     """
     bar = progress(desc=desc, total=total, disable=not show_progress)
     try:
         if ray is None:
-            encoder = BatchEncoder(model_dirs, max_pixels=max_pixels)
+            encoder = BatchEncoder(model_dirs, max_pixels=max_pixels, local=local)
             for batch in batches:
                 result = encoder.encode(batch.records, batch.payloads)
                 bar.update(len(batch))
                 yield result
             return
-        yield from _encode_on_ray(batches, model_dirs, ray, max_pixels, bar)
+        yield from _encode_on_ray(batches, model_dirs, ray, max_pixels, bar, local)
     finally:
         bar.close()
 
 
 def _encode_on_ray(
-    batches, model_dirs, options: RayOptions, max_pixels: int, bar
+    batches, model_dirs, options: RayOptions, max_pixels: int, bar, local=None
 ) -> Iterator[EncodedBatch]:
     import ray as ray_api
 
@@ -179,7 +190,8 @@ def _encode_on_ray(
         )
         dirs = {name: str(Path(path).resolve()) for name, path in model_dirs.items()}
         actors = [
-            actor_cls.remote(dirs, options.threads_per_worker, max_pixels) for _ in range(workers)
+            actor_cls.remote(dirs, options.threads_per_worker, max_pixels, local)
+            for _ in range(workers)
         ]
         try:
             in_flight: dict = {}

@@ -23,15 +23,18 @@ from cbir.core.config import Settings
 from cbir.core.errors import CbirError
 from features.base import Extractor
 from features.imaging import decode_image
+from features.verify import verify_views
 from indexing.dataset_kinds import open_dataset
 from indexing.datasets import Dataset, FolderDataset, ImageRecord
 from indexing.expansion import Expansion, expanded_search
 from indexing.fusion import FusionRule, fuse
 from indexing.fusion_expansion import FUSED_METHODS, expansion_for, fusion_for
+from indexing.local_store import LocalStore
 from indexing.methods import FUSION, MethodName
 from indexing.models import load_models
 from indexing.stores.base import Hit, VectorStore, check_model, search_leaving_out
 from indexing.stores.urls import open_store
+from indexing.verified_search import Reranking, query_views, verified_hits
 
 
 class IndexMissingError(CbirError):
@@ -58,6 +61,7 @@ class SearchResult:
     hits: list[Hit]
     took_ms: float
     query: Query
+    verifications: Mapping[str, Any] | None = None  # +gv: doc id -> features.verify.Verification
 
 
 class SearchService:
@@ -71,6 +75,8 @@ class SearchService:
         fusion_rule: FusionRule | str = FusionRule.RRF,
         fusion_weights: Mapping[str, float] | None = None,
         expansions: Mapping[str, Expansion] | None = None,
+        local: LocalStore | None = None,
+        reranking: Reranking | None = None,
     ):
         self.store = store
         self.models = dict(models)
@@ -79,6 +85,9 @@ class SearchService:
         self.fusion_weights = dict(fusion_weights) if fusion_weights else None
         # alpha query expansion of each method, for "<method>+qe" (default: Expansion())
         self.expansions = {m: Expansion() for m in models} | dict(expansions or {})
+        # local features of the index, for "<method>+gv" (None: the index has none)
+        self.local = local
+        self.reranking = reranking or Reranking()
         # Extractors hold native objects (OpenCV, torch) not documented as thread-safe.
         self._locks = {method: threading.Lock() for method in self.models}
         fields = store.fields
@@ -102,7 +111,8 @@ class SearchService:
         if "dataset" in meta:
             info = meta["dataset"]
             dataset = open_dataset(info["name"], settings, info["source"])
-        return cls(store, models, dataset, **fusion)
+        local = LocalStore.open(settings, url)
+        return cls(store, models, dataset, local=local if local.exists() else None, **fusion)
 
     @classmethod
     def open_tuned(cls, settings: Settings, store_url: str | None = None) -> SearchService:
@@ -123,11 +133,15 @@ class SearchService:
     @property
     def methods(self) -> list[str]:
         """Searchable methods: every field with its model, fusion when there are several,
-        then each field with alpha query expansion ("<method>+qe")."""
+        then each field with alpha query expansion ("<method>+qe"), then, when the index has
+        local features, each of those verified ("<method>+gv")."""
         methods = list(self.models)
         fused = [FUSION] if len(methods) > 1 else []
         expanded = [str(MethodName(m, expanded=True)) for m in methods]
-        return [*methods, *fused, *expanded]
+        first = [*methods, *fused, *expanded]
+        if self.local is None:
+            return first
+        return first + [f"{m}+gv" for m in first]
 
     @property
     def label_counts(self) -> dict[str, int]:
@@ -139,8 +153,12 @@ class SearchService:
         return list(self.models)
 
     def score_kind(self, method: str) -> str:
-        """What a hit's score is for `method`: "cosine", or the fusion rule ("rrf", "weighted")."""
-        return self.fusion_rule.value if MethodName.parse(method).is_fusion else "cosine"
+        """What a hit's score is for `method`: "cosine", the fusion rule ("rrf", "weighted"),
+        or "inliers" (+gv; see indexing/verified_search.py)."""
+        name = MethodName.parse(method)
+        if name.verified:
+            return "inliers"
+        return self.fusion_rule.value if name.is_fusion else "cosine"
 
     def is_current(self) -> bool:
         """Whether the store still has exactly the fields this service loaded, built by its models.
@@ -190,7 +208,8 @@ class SearchService:
         start = time.perf_counter()
         self.check_method(method)
         wanted = self._base_methods(method)
-        return self._search(self._encode(image, wanted), method, k, Query(), start)
+        views = self._views(image) if MethodName.parse(method).verified else None
+        return self._search(self._encode(image, wanted), method, k, Query(), start, views)
 
     def search_id(self, doc_id: str, method: str, k: int) -> SearchResult:
         """Search with a known image: an indexed document (left out of its own results)
@@ -207,7 +226,24 @@ class SearchService:
             image = self.dataset.image(record)
             query = Query(doc_id, record.label, indexed=stored is not None)
             vectors = self._encode(image, wanted)
-        return self._search(vectors, method, k, query, start)
+        views = None
+        if MethodName.parse(method).verified:
+            record = self.record(doc_id)
+            views = self._views(self.dataset.image(record, min_side=self.local.options.max_side))
+        return self._search(vectors, method, k, query, start, views)
+
+    def explain(self, query_id: str, result_id: str) -> tuple:
+        """Why `result_id` matches `query_id`: (Verification, the query view it used, the
+        result's stored features); needs local features (`cbir index --local`)."""
+        if self.local is None:
+            raise CbirError("this index has no local features; add them with `cbir index --local`")
+        stored = self.local.get([result_id]).get(result_id)
+        if stored is None:
+            raise UnknownDocumentError(f"no local features for {result_id!r} in this index")
+        record = self.record(query_id)
+        views = self._views(self.dataset.image(record, min_side=self.local.options.max_side))
+        check = verify_views(views, stored, self.reranking.params)
+        return check, views[1 if check.mirrored else 0], stored
 
     def record(self, doc_id: str) -> ImageRecord:
         """The dataset record of `doc_id`; UnknownDocumentError when there is none.
@@ -264,12 +300,28 @@ class SearchService:
         name = MethodName.parse(method)
         return list(self.models) if name.is_fusion else [name.base]
 
+    def _views(self, image: np.ndarray) -> list:
+        return query_views(image, self.local.options)
+
     def _search(
-        self, vectors: Mapping[str, np.ndarray], method: str, k: int, query: Query, start: float
+        self,
+        vectors: Mapping[str, np.ndarray],
+        method: str,
+        k: int,
+        query: Query,
+        start: float,
+        views: list | None = None,
     ) -> SearchResult:
         if k <= 0:
             raise CbirError(f"k must be positive, got {k}")
         name = MethodName.parse(method)
+        if name.verified:
+            first = self._search(
+                vectors, str(name.unverified), max(k, self.reranking.top), query, start
+            )
+            hits, checks = verified_hits(first.hits, views, self.local, self.reranking)
+            took = (time.perf_counter() - start) * 1000
+            return SearchResult(method, k, hits[:k], took, query, checks)
         if name.expanded:
             m = name.base
             hits = expanded_search(

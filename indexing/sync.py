@@ -50,6 +50,7 @@ class SyncPlan:
     renames: list[tuple[str, ImageRecord]] = field(default_factory=list)  # (old id, new record)
     remove: list[str] = field(default_factory=list)
     clear_first: list[str] = field(default_factory=list)  # changed docs holding other fields
+    changed: list[str] = field(default_factory=list)  # doc ids whose file content changed
     touched: list[Entry] = field(default_factory=list)  # same content, new size/mtime
     known_skips: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), unchanged
 
@@ -128,6 +129,7 @@ def plan_sync(
                 fresh.append((record, entry))
             else:
                 plan.counts.changed += 1
+                plan.changed.append(record.doc_id)
                 plan.todo[record.doc_id] = (record, tuple(methods))
                 if record.doc_id in in_store and extra_fields:
                     plan.clear_first.append(record.doc_id)

@@ -15,4 +15,5 @@ COMMANDS = (
     "instance_eval",
     "serve",
     "bench",
+    "duplicates",
 )

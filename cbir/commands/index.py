@@ -81,6 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
         metavar="SECONDS",
         help="sync once no file has changed for SECONDS (default 0.5)",
     )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="also keep local features (RootSIFT keypoints) for +gv re-ranking and duplicates",
+    )
+    parser.add_argument(
+        "--local-keypoints", type=int, default=500, help="keypoints kept per image (default 500)"
+    )
     add_ray_arguments(parser)
 
 
@@ -102,6 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.watch:
         return run_watch(args, settings)
     from cbir.stages.index import index_dataset
+    from indexing.local_store import LocalOptions
 
     report = index_dataset(
         settings,
@@ -113,6 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         batch_size=args.batch_size,
         limit=args.limit,
         echo=print,
+        local=LocalOptions(max_keypoints=args.local_keypoints) if args.local else None,
     )
     already = ", ".join(f"{m} {n:,}" for m, n in report.already_indexed.items())
     print(
@@ -132,6 +142,7 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     (starting a local Ray for every small batch would cost more than the batch)."""
     from cbir.core.errors import CbirError
     from cbir.stages.watch import watch_folder
+    from indexing.local_store import LocalOptions
 
     if args.dataset != "folder" or not args.data:
         raise CbirError("--watch follows a folder: use --dataset folder --data FOLDER")
@@ -156,6 +167,7 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
         quiet=args.debounce,
         on_sync=lambda report: print(report.summary, flush=True),
         on_ready=ready,
+        local=LocalOptions(max_keypoints=args.local_keypoints) if args.local else None,
     )
     print(summary.line(), flush=True)
     return 0

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     answer = search(settings, image=args.image, doc_id=args.doc_id, method=args.method, k=args.k)
     result, quality = answer.result, answer.quality
-    score_name = "fused" if MethodName.parse(result.method).is_fusion else "cosine"
+    name = MethodName.parse(result.method)
+    score_name = "inliers" if name.verified else "fused" if name.is_fusion else "cosine"
     print(f"{'rank':>4}  {score_name:>8}  {'label':<12} {'id':<28} path")
     for rank, hit in enumerate(result.hits, start=1):
         print(
@@ -40,6 +41,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if quality:
         print(
             f"query label {result.query.label}: P@{result.k} {quality['precision']:.3f}, AP@{result.k} {quality['ap']:.3f}"
+        )
+    for doc_id, check in (result.verifications or {}).items():
+        t = check.to_json()
+        print(
+            f"verified {doc_id}: {t['inliers']} inliers, angle {t['angle']}, scale {t['scale']}"
+            + (" (mirrored)" if t["mirrored"] else "")
         )
     print(f"{result.method}, k={result.k}, {result.took_ms:.1f} ms")
     return 0

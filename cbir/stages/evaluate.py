@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,11 +37,13 @@ from indexing.expansion import Expansion, expanded_search
 from indexing.fusion import FusionRule, fuse
 from indexing.fusion_expansion import expansion_for, fusion_for
 from indexing.indexed import indexed_documents
+from indexing.local_store import LocalStore
 from indexing.methods import FUSION, MethodName
 from indexing.models import load_models
 from indexing.skipped import SkipReport
 from indexing.stores.base import Hit, VectorStore, check_model
 from indexing.stores.urls import open_store
+from indexing.verified_search import Reranking, verify_hit_lists
 
 DEFAULT_FUSION_WEIGHTS = {"bovw": 1.0, "cnn": 1.0}
 
@@ -59,6 +62,7 @@ def evaluate_dataset(
     fusion_rule: FusionRule | str | None = None,
     fusion_weights: Mapping[str, float] | None = None,
     expansion: Expansion | None = None,
+    reranking: Reranking | None = None,
     ray: RayOptions | None = LOCAL_RAY,
     limit: int | None = None,
     force: bool = False,
@@ -70,7 +74,9 @@ def evaluate_dataset(
     `exact` asks Elasticsearch for exact script_score search (the embedded store is always
     exact). `limit` keeps the first n queries of each label. A method named `<m>+qe` is `<m>`
     searched again after alpha query expansion: with `expansion` when given, else with the
-    one `cbir tune-fusion` chose on validation. An identical earlier evaluation in `out_dir`
+    one `cbir tune-fusion` chose on validation. A method named `<m>+gv` is `<m>`'s first
+    min(k, reranking.top) hits re-ranked by geometric verification (indexing/verified_search.py;
+    needs `cbir index --local`). An identical earlier evaluation in `out_dir`
     (same models, documents, queries and options) is reused unless `force`. `full_ranking`
     adds mAP over every document and the hashing mAP@1000 for bovw and cnn
     (evaluation/full_ranking.py).
@@ -83,8 +89,11 @@ def evaluate_dataset(
         raise CbirError(
             f"query expansion works on one method's vectors: {FUSION}+qe does not exist"
         )
+    # what +gv re-ranks is computed even when not asked for itself
+    firsts = [str(n.unverified) for n in names if n.verified]
+    names += [MethodName.parse(m) for m in firsts if m not in methods]
     base = list(dict.fromkeys(n.base for n in names if not n.is_fusion))
-    fused = MethodName(FUSION) in names
+    fused = any(n.is_fusion and not n.expanded for n in names)
     if fused:
         base = list(dict.fromkeys([*base, *DEFAULT_FUSION_WEIGHTS]))
     url = store_url or settings.store
@@ -103,11 +112,19 @@ def evaluate_dataset(
         fusion_rule, weights, fusion = _fusion_options(
             settings, store, base, fusion_rule, fusion_weights, fused
         )
-        expansions = _expansion_options(settings, store, methods, expansion)
+        expansions = _expansion_options(settings, store, [*methods, *firsts], expansion)
         key = _cache_key(store, base, methods, docnos, queries, k, exact, num_candidates, fusion)
         key["expansion"] = expansions
         if full_ranking:
             key["full_ranking"] = True
+        reranking = reranking or Reranking()
+        local = _local_features(settings, url) if firsts else None
+        if local is not None:
+            key["verification"] = {
+                "top": reranking.top,
+                **_params_json(reranking),
+                **local.options.to_json(),
+            }
         cached = _reusable(out, key) if not force else None
         if cached is not None:
             return cached
@@ -153,6 +170,7 @@ def evaluate_dataset(
                 fuse({m: hit_lists[m][i] for m in base}, k, fusion_rule, weights)
                 for i in range(len(kept))
             ]
+            hit_lists[FUSION] = fused_hits
             results[FUSION] = _measure(
                 FUSION, fused_hits, kept, docnos, qrels, out, clock.seconds, k
             )
@@ -171,8 +189,14 @@ def evaluate_dataset(
                 num_candidates=num_candidates,
                 first=hit_lists[m] if k >= chosen.k else None,
             )
+            hit_lists[method] = hits
             results[method] = _measure(method, hits, kept, docnos, qrels, out, clock.seconds, k)
             results[method].model = models[m].to_json()
+        for method in [m for m, n in zip(methods, names, strict=False) if n.verified]:
+            clock = Stopwatch()
+            first = hit_lists[str(MethodName.parse(method).unverified)]
+            hits = verify_hit_lists(ds, kept, first, local, reranking, show_progress)
+            results[method] = _measure(method, hits, kept, docnos, qrels, out, clock.seconds, k)
     qrels_path = out / "qrels.txt"
     clock = Stopwatch()
     write_qrels(qrels_path, qrels)
@@ -197,6 +221,21 @@ def evaluate_dataset(
     (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary))
     return summary
+
+
+def _local_features(settings: Settings, url: str) -> LocalStore:
+    local = LocalStore.open(settings, url)
+    if not local.exists():
+        raise CbirError(
+            f"the index at {url} has no local features for +gv; "
+            "add them with `cbir index --local` (same dataset and methods)"
+        )
+    return local
+
+
+def _params_json(reranking: Reranking) -> dict:
+    params = asdict(reranking.params)
+    return {**params, "model": reranking.params.model.value}
 
 
 def _fusion_options(settings, store, base, rule, weights, wanted: bool):

@@ -32,6 +32,7 @@ from indexing.datasets import (
     limit_per_label,
 )
 from indexing.encoding import LOCAL_RAY, RayOptions, encode_batches
+from indexing.local_store import LocalOptions, LocalStore
 from indexing.manifest import Manifest, manifest_path
 from indexing.models import folder_cnn_model, load_models, model_dirs
 from indexing.skipped import SkipReport
@@ -39,6 +40,7 @@ from indexing.stores.base import VectorStore, documents_from
 from indexing.stores.urls import open_store
 
 INDEX_META_VERSION = 1
+LOCAL = "local-features"  # the sidecar's name among the fields to do (not a valid field name)
 
 
 @dataclass
@@ -87,6 +89,7 @@ def index_dataset(
     show_progress: bool = True,
     only: Collection[str] | None = None,
     echo: Callable[[str], None] | None = None,
+    local: LocalOptions | None = None,
 ) -> IndexReport:
     """Index the index side of `dataset` with every method into the store; returns the report.
 
@@ -96,6 +99,8 @@ def index_dataset(
     (FolderDataset.restrict), else the whole folder: what a watcher's batch of events asks.
     A folder without an explicit cnn model gets `indexing.models.folder_cnn_model`'s choice;
     the reason is passed to `echo` at once and kept in the report's notes.
+    `local` also extracts local features into the index's sidecar (indexing/local_store.py),
+    each batch's shard written right after its store commit, resumable the same way.
     """
     clock = Stopwatch()
     methods = list(dict.fromkeys(methods))
@@ -135,18 +140,27 @@ def index_dataset(
             plan = _plan_folder(store, ds, records, methods, manifest, start.trust_store, scope)
         report.extend(ds.skipped.items)
         done = {m: store.ids_with(m) for m in methods}
+        sidecar = LocalStore.open(settings, url, local) if local is not None else None
+        if sidecar is not None:
+            if plan is not None:
+                _sync_sidecar(sidecar, plan)
+            done[LOCAL] = sidecar.ids()
         already = {m: len(ids & {r.doc_id for r in records}) for m, ids in done.items()}
         groups = _plan_groups(plan) if plan is not None else _todo_groups(records, methods, done)
+        if sidecar is not None:
+            stored = set().union(*(done[m] for m in methods))
+            groups = _with_local(groups, records, done[LOCAL], stored)
         for group, todo in groups.items():
             batches = ds.iter_batches(records=todo, batch_size=batch_size)
             for result in encode_batches(
                 batches,
-                {m: dirs[m] for m in group},
+                {m: dirs[m] for m in group if m != LOCAL},
                 ray=ray,
                 max_pixels=settings.max_pixels,
                 total=len(todo),
                 desc=f"index {'+'.join(group)}",
                 show_progress=show_progress,
+                local=local.to_json() if local is not None and LOCAL in group else None,
             ):
                 seen = {s.path for s in report.items}
                 unreadable = [s.path for s in ds.skipped.items if s.path not in seen]
@@ -160,7 +174,10 @@ def index_dataset(
                 for method, vectors in result.vectors.items():
                     zero = np.flatnonzero(~np.any(vectors, axis=1))
                     empty[method] += [result.records[i].doc_id for i in zero]
-                written += store.upsert(documents_from(result.records, result.vectors))
+                if result.vectors:
+                    written += store.upsert(documents_from(result.records, result.vectors))
+                if sidecar is not None and result.local is not None:
+                    sidecar.add([r.doc_id for r in result.records], result.local)
                 encoded += len(result.records)
                 if plan is not None and manifest is not None:
                     sync.record_encoded(manifest, plan, result.records)
@@ -226,6 +243,40 @@ def _plan_groups(plan: sync.SyncPlan) -> dict[tuple[str, ...], list[ImageRecord]
     for record, fields in plan.todo.values():
         groups.setdefault(fields, []).append(record)
     return groups
+
+
+def _sync_sidecar(sidecar: LocalStore, plan: sync.SyncPlan) -> None:
+    """Follow the folder's renames in the local features, and drop those of files that changed
+    or vanished (the encoding pass then extracts what is missing)."""
+    moved = sidecar.get(old for old, _ in plan.renames)
+    pairs = [(record.doc_id, moved[old]) for old, record in plan.renames if old in moved]
+    if pairs:
+        sidecar.add([d for d, _ in pairs], [f for _, f in pairs])
+    stale = [old for old, _ in plan.renames] + plan.remove + plan.clear_first + plan.changed
+    sidecar.remove(stale)
+
+
+def _with_local(
+    groups: Mapping[tuple[str, ...], list[ImageRecord]],
+    records: Sequence[ImageRecord],
+    have_local: set[str],
+    stored: set[str],
+) -> dict[tuple[str, ...], list[ImageRecord]]:
+    """`groups` with local features added wherever a record has none yet: to the group that
+    encodes it anyway, or a local-only pass for a stored record (files that could not be
+    decoded are not retried here)."""
+    fields = {r.doc_id: (r, group) for group, todo in groups.items() for r in todo}
+    for record in records:
+        missing = record.doc_id not in have_local and record.doc_id in stored
+        if missing and record.doc_id not in fields:
+            fields[record.doc_id] = (record, ())
+    out: dict[tuple[str, ...], list[ImageRecord]] = {}
+    for doc_id, (record, group) in fields.items():
+        if doc_id not in have_local:
+            group = (*group, LOCAL)
+        if group:
+            out.setdefault(group, []).append(record)
+    return out
 
 
 def _todo_groups(

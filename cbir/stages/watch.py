@@ -16,6 +16,7 @@ from cbir.core.errors import CbirError
 from cbir.core.progress import Stopwatch
 from cbir.stages.index import IndexReport, index_dataset
 from indexing.encoding import RayOptions
+from indexing.local_store import LocalOptions
 from indexing.sync import SyncCounts
 from indexing.watch import FolderWatcher
 
@@ -50,6 +51,7 @@ def watch_folder(
     max_delay: float = 10.0,
     on_sync: Callable[[IndexReport], None] = lambda report: None,
     on_ready: Callable[[FolderWatcher], None] = lambda watcher: None,
+    local: LocalOptions | None = None,
 ) -> WatchSummary:
     """Sync `data`, then sync again after each debounced batch of changes until stopped.
 
@@ -74,6 +76,7 @@ def watch_folder(
             batch_size=batch_size,
             show_progress=paths is None,
             only=None if paths is None else relative_paths(paths, resolved),
+            local=local,
         )
         summary.batches += paths is not None
         summary.encoded += report.encoded

@@ -1,0 +1,243 @@
+"""The `cbir duplicates` stage: groups of copies in an indexed collection, with one to keep.
+
+Exact duplicates share a file content hash (SHA-256). Near duplicates are pairs whose global
+vectors (the index's `method` field, cosine) reach `threshold`, confirmed by geometric
+verification of their stored local features (`cbir index --local`) when the index has them.
+Groups are the connected components of exact and confirmed pairs; the suggested keeper is
+the largest image (pixels), then the oldest file, then the first doc id.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cbir.core.config import Settings
+from cbir.core.errors import CbirError
+from cbir.core.progress import Stopwatch, progress
+from features.verify import VerifyParams, verify
+from indexing.datasets import Dataset
+from indexing.indexed import dataset_of
+from indexing.local_store import LocalStore
+from indexing.stores.urls import open_store
+
+DEFAULT_THRESHOLD = 0.9
+_BLOCK = 1024  # rows of the cosine matrix computed at once (1024 x n float32)
+
+
+@dataclass
+class Member:
+    doc_id: str
+    path: str | None
+    width: int | None
+    height: int | None
+    modified: float | None  # file mtime (seconds since the epoch) when the dataset has files
+    sha256: str
+
+
+@dataclass
+class Pair:
+    a: str
+    b: str
+    kind: str  # "exact" or "near"
+    cosine: float
+    inliers: int | None  # None: not verified (exact pair, or no local features)
+
+
+@dataclass
+class Group:
+    keep: str
+    members: list[Member]
+    pairs: list[Pair]
+
+    @property
+    def kind(self) -> str:
+        return "exact" if all(p.kind == "exact" for p in self.pairs) else "near"
+
+
+@dataclass
+class DuplicatesReport:
+    store: str
+    method: str
+    threshold: float
+    verified: bool  # near pairs were confirmed by geometric verification
+    min_inliers: int
+    documents: int
+    candidate_pairs: int  # near pairs at or over the threshold, before verification
+    groups: list[Group] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        for g, group in zip(data["groups"], self.groups, strict=True):
+            g["kind"] = group.kind
+        return data
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    def write_csv(self, path: Path) -> None:
+        """One row per member: group, kind, doc_id, path, width, height, modified, keep."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["group", "kind", "doc_id", "path", "width", "height", "modified", "keep"])
+        for number, group in enumerate(self.groups, start=1):
+            for m in group.members:
+                writer.writerow(
+                    [
+                        number,
+                        group.kind,
+                        m.doc_id,
+                        m.path,
+                        m.width,
+                        m.height,
+                        m.modified,
+                        m.doc_id == group.keep,
+                    ]
+                )
+        path.write_text(buffer.getvalue())
+
+
+def find_duplicates(
+    settings: Settings,
+    *,
+    store_url: str | None = None,
+    method: str = "cnn",
+    threshold: float = DEFAULT_THRESHOLD,
+    params: VerifyParams | None = None,
+    show_progress: bool = True,
+) -> DuplicatesReport:
+    """Exact and near-duplicate groups of the index at `store_url` (default CBIR_STORE)."""
+    if not -1.0 <= threshold <= 1.0:
+        raise CbirError(f"--threshold is a cosine, from -1 to 1; got {threshold}")
+    params = params or VerifyParams()
+    clock = Stopwatch()
+    url = store_url or settings.store
+    with open_store(url, settings) as store:
+        if not store.exists() or method not in store.fields:
+            raise CbirError(
+                f"the index at {url} has no {method!r} field; "
+                f"build it with `cbir index --method {method}` or pick another --method"
+            )
+        ds = dataset_of(store, settings)
+        ids = sorted(store.ids_with(method))
+        docs = store.get(ids)
+    records = {r.doc_id: r for r in ds.records() if r.doc_id in docs}
+    ids = [i for i in ids if i in records]
+    members = {
+        i: _member(ds, records[i]) for i in progress(ids, desc="hash", disable=not show_progress)
+    }
+    pairs = _exact_pairs(members)
+    exact = {(p.a, p.b) for p in pairs}
+    vectors = np.stack([docs[i].vectors[method] for i in ids]).astype(np.float32)
+    near = [(a, b, c) for a, b, c in _close_pairs(ids, vectors, threshold) if (a, b) not in exact]
+    local = LocalStore.open(settings, url)
+    verified = local.exists()
+    if verified:
+        features = local.get({x for a, b, _ in near for x in (a, b)})
+    for a, b, cosine in progress(near, desc="verify", disable=not show_progress):
+        inliers = None
+        if verified:
+            fa, fb = features.get(a), features.get(b)
+            inliers = verify(fa, fb, params).inliers if fa is not None and fb is not None else 0
+            if inliers < max(params.min_inliers, 1):
+                continue
+        pairs.append(Pair(a, b, "near", round(cosine, 6), inliers))
+    report = DuplicatesReport(
+        store=url,
+        method=method,
+        threshold=threshold,
+        verified=verified,
+        min_inliers=params.min_inliers,
+        documents=len(ids),
+        candidate_pairs=len(near),
+        groups=_groups(members, pairs),
+    )
+    report.seconds = round(clock.seconds, 3)
+    return report
+
+
+def _member(ds: Dataset, record) -> Member:
+    data = ds.payload(record)
+    data = data if isinstance(data, bytes) else bytes(np.asarray(data).tobytes())
+    width = height = None
+    try:
+        with Image.open(io.BytesIO(data)) as img:  # header only: the declared size
+            width, height = img.size
+    except Exception:  # an array payload (CIFAR) or a format Pillow cannot open lazily
+        pass
+    modified = None
+    root = getattr(ds, "root", None)
+    if root is not None and record.path:
+        try:
+            modified = os.stat(Path(root) / record.path).st_mtime
+        except OSError:
+            modified = None
+    return Member(
+        record.doc_id, record.path, width, height, modified, hashlib.sha256(data).hexdigest()
+    )
+
+
+def _exact_pairs(members: dict[str, Member]) -> list[Pair]:
+    by_hash: dict[str, list[str]] = {}
+    for doc_id, m in members.items():
+        by_hash.setdefault(m.sha256, []).append(doc_id)
+    return [Pair(g[0], other, "exact", 1.0, None) for g in by_hash.values() for other in g[1:]]
+
+
+def _close_pairs(ids: list[str], vectors: np.ndarray, threshold: float):
+    """(a, b, cosine) with a before b in `ids`, cosine >= threshold; zero vectors never pair."""
+    norms = np.linalg.norm(vectors, axis=1)
+    usable = norms > 0
+    unit = np.where(usable[:, None], vectors / np.maximum(norms, 1e-12)[:, None], 0.0)
+    for start in range(0, len(ids), _BLOCK):
+        block = unit[start : start + _BLOCK] @ unit.T
+        rows, cols = np.nonzero(block >= threshold)
+        for r, c in zip(rows, cols, strict=True):
+            i = start + int(r)
+            if int(c) > i and usable[i] and usable[c]:
+                yield ids[i], ids[int(c)], float(block[r, c])
+
+
+def _groups(members: dict[str, Member], pairs: list[Pair]) -> list[Group]:
+    parent = {i: i for i in members}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for p in pairs:
+        parent[root(p.a)] = root(p.b)
+    components: dict[str, list[str]] = {}
+    for doc_id in members:
+        components.setdefault(root(doc_id), []).append(doc_id)
+    groups = []
+    for component in components.values():
+        if len(component) < 2:
+            continue
+        inside = set(component)
+        people = [members[i] for i in sorted(component)]
+        groups.append(
+            Group(_keeper(people), people, [p for p in pairs if p.a in inside and p.b in inside])
+        )
+    return sorted(groups, key=lambda g: (-len(g.members), g.keep))
+
+
+def _keeper(members: list[Member]) -> str:
+    """Largest resolution, then oldest file, then first doc id."""
+
+    def key(m: Member):
+        pixels = (m.width or 0) * (m.height or 0)
+        return (-pixels, m.modified if m.modified is not None else float("inf"), m.doc_id)
+
+    return min(members, key=key).doc_id

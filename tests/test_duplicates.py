@@ -1,0 +1,82 @@
+"""`cbir duplicates` on a generated folder with planted exact and near copies."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.copydays import photo, shapes_image, transformed
+from benchmarks.toy_extractors import ThumbnailExtractor
+from cbir.stages.duplicates import find_duplicates
+from cbir.stages.index import index_dataset
+from features.imaging import decode_image
+from indexing.local_store import LocalOptions
+
+OPTIONS = LocalOptions(max_side=320, min_side=160, max_keypoints=150)
+
+
+def _save(path, image, quality=95):
+    cv2.imwrite(str(path), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+
+
+@pytest.fixture
+def planted(tmp_path, settings):
+    data = tmp_path / "photos"
+    data.mkdir()
+    for name in ("astronaut", "coffee", "rocket", "camera", "chelsea"):
+        _save(data / f"{name}.jpg", photo(name))
+    rng = np.random.default_rng(3)
+    for i in range(6):
+        _save(data / f"shapes-{i}.jpg", shapes_image(rng, 200))
+    shutil.copyfile(data / "astronaut.jpg", data / "astronaut copy.jpg")  # exact
+    os.utime(data / "astronaut.jpg", (1_000_000_000, 1_000_000_000))  # the older one
+    coffee = photo("coffee")
+    _save(data / "coffee-small.jpg", cv2.resize(coffee, (300, 200), interpolation=cv2.INTER_AREA))
+    _save(data / "coffee-q20.jpg", transformed(coffee, "jpeg", rng), quality=20)
+    images = [decode_image(p) for p in sorted(data.iterdir())]
+    model = ThumbnailExtractor(4).fit(images).save(tmp_path / "models" / "cnn")
+    index_dataset(
+        settings, dataset="folder", data=str(data), methods=("cnn",), models={"cnn": model},
+        ray=None, show_progress=False, local=OPTIONS,
+    )  # fmt: skip
+    return data
+
+
+def _groups(report):
+    return {frozenset(m.doc_id for m in g.members): g for g in report.groups}
+
+
+def test_planted_exact_and_near_groups_with_keepers(settings, planted):
+    report = find_duplicates(settings, threshold=0.5, show_progress=False)
+    groups = _groups(report)
+    exact = groups[frozenset({"astronaut.jpg", "astronaut%20copy.jpg"})]
+    assert exact.kind == "exact" and exact.keep == "astronaut.jpg"  # same size: the oldest
+    near = groups[frozenset({"coffee.jpg", "coffee-small.jpg", "coffee-q20.jpg"})]
+    assert near.kind == "near" and near.keep == "coffee.jpg"  # the largest
+    assert all(p.inliers >= 20 for p in near.pairs if p.kind == "near")
+    assert len(report.groups) == 2  # low threshold: many candidates, verification rejects them
+    assert report.verified and report.candidate_pairs > 3
+
+
+def test_cli_writes_json_and_csv(cli, planted, tmp_path):
+    out = tmp_path / "dups"
+    code, stdout, stderr = cli("duplicates", "--threshold", "0.5", "--out", out)
+    assert code == 0, stderr
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert sorted(g["kind"] for g in data["groups"]) == ["exact", "near"]
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert len(rows) == 5 and sum(r["keep"] == "True" for r in rows) == 2
+    assert "2 groups" in stdout and "keep coffee.jpg" in stdout
+
+
+def test_unknown_method_says_what_to_do(settings, planted):
+    from cbir.core.errors import CbirError
+
+    with pytest.raises(CbirError, match="cbir index --method bovw"):
+        find_duplicates(settings, method="bovw", show_progress=False)

@@ -136,10 +136,11 @@ def load_snapshot(conn: sqlite3.Connection, directory: Path) -> Snapshot:
         (count,) = conn.execute("SELECT COUNT(*) FROM docs").fetchone()
         expected = columns.signature(fields, count)
         table = columns.read_columns(directory, store_id, generation, expected)
-        if table is None:
+        loaded = table is None
+        if loaded:
             table = _table_from_catalog(conn, directory, fields, expected)
-            if store_id is not None:
-                columns.write_columns(directory, store_id, generation, table)
+    if loaded and store_id is not None:  # outside the read transaction: it fsyncs
+        columns.write_columns(directory, store_id, generation, table)
     views = {}
     for name, (model, rows, file) in fields.items():
         doc_row = numbers(table.column(f"row:{name}").combine_chunks(), np.int64)

@@ -24,8 +24,8 @@ from benchmarks.stores import unit_rows
 from indexing.stores.topk import exact_top_k
 
 
-def kinds(matrix: np.ndarray) -> dict[str, Callable[[np.ndarray], Any]]:
-    """Name -> a function searching one query (float32 (1, dim)) for its top 10."""
+def kinds(matrix: np.ndarray) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Name -> a function searching one query (float32 (1, dim)): int64 (1, 10) row ids."""
     import faiss
 
     n, dim = matrix.shape
@@ -33,35 +33,43 @@ def kinds(matrix: np.ndarray) -> dict[str, Callable[[np.ndarray], Any]]:
     quarter = np.ascontiguousarray(matrix[:, : dim // 4])
     flat = faiss.IndexFlatIP(dim)
     flat.add(matrix)
-    out: dict[str, Callable[[np.ndarray], Any]] = {
-        "store float32 (exact_top_k)": lambda q: exact_top_k(q, matrix, 10, keys),
-        "faiss IndexFlatIP float32": lambda q: flat.search(q, 10),
-        f"store float32 at {dim // 4} dims": lambda q: exact_top_k(
-            q[:, : dim // 4], quarter, 10, keys
+    out: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "store float32 (exact_top_k)": lambda q: exact_top_k(q, matrix, 10, keys)[1],
+        "faiss IndexFlatIP float32": lambda q: flat.search(q, 10)[1],
+        f"store float32 at {dim // 4} dims": (
+            lambda q: exact_top_k(q[:, : dim // 4], quarter, 10, keys)[1]
         ),
     }
     for name in ("QT_fp16", "QT_8bit", "QT_8bit_direct"):
         index = faiss.IndexScalarQuantizer(
             dim, getattr(faiss.ScalarQuantizer, name), faiss.METRIC_INNER_PRODUCT
         )
-        index.train(matrix)
-        index.add(matrix)
-        out[f"faiss IndexScalarQuantizer {name}"] = lambda q, index=index: index.search(q, 10)
+        # 8bit_direct reads codes as 0..255: store 127 x + 128, which ranks as q . x does
+        # (q . (127 x + 128) = 127 q . x + a constant per query).
+        codes = np.round(matrix * 127 + 128) if name == "QT_8bit_direct" else matrix
+        index.train(codes)
+        index.add(codes)
+        out[f"faiss IndexScalarQuantizer {name}"] = lambda q, index=index: index.search(q, 10)[1]
     return out
 
 
 def run(n: int, dim: int, repeats: int) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     matrix = unit_rows(rng, n, dim)
-    queries = unit_rows(rng, repeats + 1, dim)
+    # Near copies of stored rows: every kind should find that row first.
+    planted = rng.choice(n, repeats + 1, replace=False)
+    queries = matrix[planted] + 0.3 * unit_rows(rng, repeats + 1, dim)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     searches = kinds(matrix)
     ms: dict[str, list[float]] = {name: [] for name in searches}
+    found: dict[str, list[bool]] = {name: [] for name in searches}
     load_start = os.getloadavg()
-    for q in queries:
+    for q, row in zip(queries, planted, strict=True):
         for name, search in searches.items():
             began = time.perf_counter()
-            search(q[None, :])
+            ids = search(q[None, :])
             ms[name].append((time.perf_counter() - began) * 1000)
+            found[name].append(int(ids[0, 0]) == row)
     reference = float(np.median(ms["store float32 (exact_top_k)"][1:]))
     return {
         "n": n, "dim": dim, "queries": repeats, "cpus": os.cpu_count(),
@@ -71,6 +79,7 @@ def run(n: int, dim: int, repeats: int) -> dict[str, Any]:
                 "p50_ms": float(np.median(times[1:])),
                 "p95_ms": float(np.percentile(times[1:], 95)),
                 "vs_store_float32": float(np.median(times[1:])) / reference,
+                "planted_row_first": float(np.mean(found[name])),
             }
             for name, times in ms.items()
         },

@@ -41,7 +41,6 @@ def test_scan_precision_benchmark_finds_the_planted_rows_with_every_storage_type
     assert set(result["kinds"]) == {
         "store float32 (exact_top_k)", "faiss IndexFlatIP float32", "store float32 at 8 dims",
         "faiss IndexScalarQuantizer QT_fp16", "faiss IndexScalarQuantizer QT_8bit",
-        "faiss IndexScalarQuantizer QT_8bit_direct",
     }  # fmt: skip
     for name, figures in result["kinds"].items():
         if "8 dims" not in name:  # a quarter of the dimensions may rank another row first

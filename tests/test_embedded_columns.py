@@ -86,9 +86,11 @@ def test_a_closed_writer_leaves_a_columns_file_readers_open_instead_of_the_catal
     path = tmp_path / "i"
     build(path)
     (written,) = (path / COLUMNS).iterdir()
-    generation = sqlite3.connect(path / "catalog.sqlite").execute(
-        "SELECT value FROM info WHERE key = 'generation'"
-    ).fetchone()[0]
+    generation = (
+        sqlite3.connect(path / "catalog.sqlite")
+        .execute("SELECT value FROM info WHERE key = 'generation'")
+        .fetchone()[0]
+    )
     assert written.name.endswith(f".{generation}.arrow")
     expected = from_catalog(path)
     forbid_catalog_load(monkeypatch)

@@ -84,9 +84,11 @@ class SearchService:
         self._locks = {method: threading.Lock() for method in self.models}
         # Fusion encodes and searches each method at once (torch, OpenCV, BLAS free the GIL).
         self._pool = ThreadPoolExecutor(max(1, len(self.models)), thread_name_prefix="cbir-query")
+        # `Extractor.info` hashes the model's learned state (about 100 ms for bovw): once here.
+        self.infos = {method: model.info for method, model in self.models.items()}
         fields = store.fields
-        for method, model in self.models.items():
-            check_model(method, fields[method], model.info, store.url)
+        for method, info in self.infos.items():
+            check_model(method, fields[method], info, store.url)
 
     @classmethod
     def open(cls, settings: Settings, store_url: str | None = None, **fusion) -> SearchService:
@@ -154,7 +156,7 @@ class SearchService:
         recorded = self.store.meta.get("models", {})
         available = {m for m in fields if m in recorded}
         return available == set(self.models) and all(
-            fields[m] == model.info for m, model in self.models.items()
+            fields[m] == self.infos[m] for m in self.models
         )
 
     def stats(self) -> dict[str, Any]:
@@ -289,7 +291,7 @@ class SearchService:
                 vectors[m][None, :],
                 k,
                 self.expansions[m],
-                model=self.models[m].info,
+                model=self.infos[m],
                 exclude=[query.doc_id if query.indexed else None],
             )[0]
         else:
@@ -297,7 +299,7 @@ class SearchService:
             lists = self._each(
                 list(vectors),
                 lambda m: search_leaving_out(
-                    self.store, m, vectors[m][None, :], k, leave_out, model=self.models[m].info
+                    self.store, m, vectors[m][None, :], k, leave_out, model=self.infos[m]
                 )[0],
             )
             hits = self._fuse(lists, k) if name.is_fusion else lists[name.base]

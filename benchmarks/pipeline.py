@@ -7,13 +7,9 @@ together with the reference it is compared with, measured in the same run:
   reference) and on Ray (`ray_encode_throughput`), decoding and model loading included;
 - `write_throughput`: `EmbeddedStore.upsert` of documents carrying every method's vector,
   against writing the same float32 bytes to a flat file with fsync (the disk's own cost);
-- `query_latency`: one query as `cbir search` / the web page run it (encode one image with
-  the real model in this process, then `store.search`), against `faiss.IndexFlatIP.search`
-  of the same vector on the same matrix.
 
-The stores for the write and latency figures hold random unit vectors of each method's
-dimension: exact search and writes cost the same whatever the vectors say, and 50,000 real
-vectors would take longer to encode than the whole benchmark.
+Single-query latency is `benchmarks.query_latency`. The store for the write figures holds
+random unit vectors of each method's dimension: writes cost the same whatever the vectors say.
 """
 
 from __future__ import annotations
@@ -30,10 +26,8 @@ import numpy as np
 
 from benchmarks.stores import unit_rows
 from features.base import ModelInfo
-from features.registry import load_extractor
 from indexing.datasets import Dataset, ImageRecord
 from indexing.encoding import RayOptions, encode_batches, ray_session
-from indexing.fusion import fuse
 from indexing.stores.base import Document
 from indexing.stores.embedded import EmbeddedStore
 
@@ -177,81 +171,3 @@ def write_throughput(
         "flat_file_seconds": flat_median,
         "flat_file_docs_per_s": n / flat_median,
     }
-
-
-def percentiles(milliseconds: Sequence[float]) -> dict[str, float]:
-    p50, p95, p99 = np.percentile(np.asarray(milliseconds, dtype=np.float64), [50, 95, 99])
-    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
-
-
-def query_latency(
-    dataset: Dataset,
-    queries: Sequence[ImageRecord],
-    dirs: Mapping[str, Path],
-    n: int,
-    k: int = 10,
-    workdir: Path | None = None,
-) -> dict[str, Any]:
-    """Single-query latency per method at `n` documents: encode one image + search, in-process.
-
-    Every query is timed once (the first, a warm-up, is left out); with several methods,
-    `fusion` encodes and searches with each, then fuses (what the web page's fusion does).
-    """
-    import faiss
-
-    models = {m: load_extractor(path) for m, path in dirs.items()}
-    images = [dataset.image(r) for r in queries]
-    out: dict[str, Any] = {"documents": n, "queries": len(images) - 1, "k": k, "methods": {}}
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        store = EmbeddedStore(Path(tmp) / "index")
-        store.create({m: model.info for m, model in models.items()})
-        rng = np.random.default_rng(0)
-        for first in range(0, n, 5_000):
-            size = min(5_000, n - first)
-            rows = {m: unit_rows(rng, size, model.dim) for m, model in models.items()}
-            store.upsert(
-                Document(f"train/{i:06d}", f"img/{i:06d}.png", str(i % 10), "train",
-                         {m: rows[m][i - first] for m in models})
-                for i in range(first, first + size)
-            )  # fmt: skip
-        timings: dict[str, dict[str, list[float]]] = {}
-        for method, model in models.items():
-            view = store.current().fields[method]
-            index = faiss.IndexFlatIP(model.dim)
-            index.add(np.ascontiguousarray(view.matrix))
-            times: dict[str, list[float]] = {"total": [], "encode": [], "search": [], "faiss": []}
-            for image in images:
-                began = time.perf_counter()
-                vector = model.encode_one(image)
-                encoded = time.perf_counter()
-                store.search(method, vector[None, :], k, model=model.info)
-                searched = time.perf_counter()
-                index.search(vector[None, :], k)
-                done = time.perf_counter()
-                for name, seconds in (
-                    ("total", searched - began),
-                    ("encode", encoded - began),
-                    ("search", searched - encoded),
-                    ("faiss", done - searched),
-                ):
-                    times[name].append(seconds * 1000)
-            timings[method] = {name: values[1:] for name, values in times.items()}
-        if len(models) > 1:
-            fused = []
-            for image in images:
-                began = time.perf_counter()
-                lists = {
-                    m: store.search(m, model.encode_one(image)[None, :], k, model=model.info)[0]
-                    for m, model in models.items()
-                }
-                fuse(lists, k)
-                fused.append((time.perf_counter() - began) * 1000)
-            timings["fusion"] = {"total": fused[1:]}
-        store.close()
-    for method, times in timings.items():
-        out["methods"][method] = {
-            **percentiles(times["total"]),
-            **{f"{name}_{key}": value for name in ("encode", "search", "faiss") if name in times
-               for key, value in percentiles(times[name]).items()},
-        }  # fmt: skip
-    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -83,19 +84,23 @@ def write(config: Config) -> dict:
 
 
 def latency(config: Config) -> dict:
-    from benchmarks.pipeline import query_latency, spread
+    from benchmarks.pipeline import spread
+    from benchmarks.query_latency import query_latency
+    from features.registry import load_extractor
 
     dataset = _dataset(config)
     pool = dataset.records("test") or dataset.records()
     queries = spread(pool, config["sizes"]["latency_queries"] + 1)
-    return query_latency(
-        dataset,
-        queries,
-        _dirs(config),
-        config["sizes"]["documents"],
-        k=config["k"],
-        workdir=_workdir(config),
-    )
+    models = {m: load_extractor(path) for m, path in _dirs(config).items()}
+    with tempfile.TemporaryDirectory(dir=_workdir(config)) as tmp:
+        return query_latency(
+            [dataset.image(r) for r in queries],
+            models,
+            config["sizes"]["documents"],
+            Path(tmp) / "index",
+            k=config["k"],
+            source=config["settings"]["store"],
+        )
 
 
 def search(config: Config) -> dict:

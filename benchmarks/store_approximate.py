@@ -33,19 +33,22 @@ from indexing.stores.embedded_ann import recall_at_k
 def copy_store(source: EmbeddedStore, target: Path) -> dict[str, str | None]:
     """Write the source's documents and vectors into a new store; returns doc id -> label."""
     snapshot = source.current()
+    ids, paths, labels, splits = (
+        snapshot.array(name).to_pylist() for name in ("doc_id", "path", "label", "split")
+    )
     with EmbeddedStore(target) as store:
         store.create({name: view.model for name, view in snapshot.fields.items()})
         for start in range(0, len(snapshot), 10_000):
             positions = range(start, min(len(snapshot), start + 10_000))
             store.upsert(
                 Document(
-                    snapshot.doc_ids[p], snapshot.paths[p], snapshot.labels[p], snapshot.splits[p],
+                    ids[p], paths[p], labels[p], splits[p],
                     {name: np.array(view.matrix[view.doc_row[p]])
                      for name, view in snapshot.fields.items() if view.doc_row[p] >= 0},
                 )
                 for p in positions
             )  # fmt: skip
-    return dict(zip(snapshot.doc_ids, snapshot.labels, strict=True))
+    return dict(zip(ids, labels, strict=True))
 
 
 def measures(
@@ -90,7 +93,7 @@ def run(
     step = max(1, len(snapshot) // queries)
     chosen = [p for p in range(0, len(snapshot), step)[:queries]
               if all(v.doc_row[p] >= 0 for v in snapshot.fields.values())]  # fmt: skip
-    query_ids = [snapshot.doc_ids[p] for p in chosen]
+    query_ids = snapshot.values("doc_id", chosen)
     vectors = {
         name: np.array(view.matrix[view.doc_row[chosen]]) for name, view in snapshot.fields.items()
     }

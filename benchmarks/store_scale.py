@@ -3,11 +3,14 @@
     python -m benchmarks.store_scale --n 1000000 --dim 512 --dir /tmp/scale  # heavy: ~30 min, ~5 GB
     python -m benchmarks.store_scale --n 100000 --dim 2048 --dir /tmp/scale
     python -m benchmarks.store_scale --small
+    python -m benchmarks.store_scale --n 1000000 --dim 512 --open-only  # build + open: ~2 min
 
 Builds the store (upserts, then the HNSW graph), then serves it from a fresh process: open
 times, single-query latency p50/p95 and recall@k against the exact search of the same store
 per ef_search, exact latency, exact correctness against `faiss.knn` on the same rows, resident
-memory while serving, disk. Vectors are `benchmarks.stores.clustered_rows` (synthetic, with
+memory while serving, disk. Opening is also timed alone, in fresh processes, from the
+columns file against loading the catalog's rows (the reference, as before the columns file);
+`--open-only` builds the exact store and measures only that. Vectors are `benchmarks.stores.clustered_rows` (synthetic, with
 neighbourhoods). The load average is recorded at start and end: the machine is shared.
 """
 
@@ -51,7 +54,9 @@ def url(directory: Path, m: int, ef_construction: int) -> str:
     return f"local:{directory}?index=hnsw&m={m}&ef_construction={ef_construction}"
 
 
-def build(directory: Path, n: int, dim: int, m: int, ef_construction: int) -> dict[str, Any]:
+def build(
+    directory: Path, n: int, dim: int, m: int, ef_construction: int, graph: bool = True
+) -> dict[str, Any]:
     """Upsert n clustered unit vectors (50,000 per commit), then build and save the graph."""
     if directory.exists():
         shutil.rmtree(directory)
@@ -59,8 +64,14 @@ def build(directory: Path, n: int, dim: int, m: int, ef_construction: int) -> di
     with EmbeddedStore(directory) as store:
         store.create({FIELD: ModelInfo(FIELD, dim, "scale")})
         fill(store, FIELD, n, dim, 50_000, seed=1, rows=clustered_rows)
-    upsert_s = time.perf_counter() - began
+    upsert_s = time.perf_counter() - began  # closing included: it writes the columns file
     exact_disk = disk_mb(directory)
+    if not graph:
+        return {
+            "upsert_s": upsert_s,
+            "upsert_docs_per_s": n / upsert_s,
+            "disk_exact_store_mb": exact_disk,
+        }
     began = time.perf_counter()
     with EmbeddedStore.open(url(directory, m, ef_construction)) as store:
         store.search(FIELD, clustered_rows(np.random.default_rng(2), 1, dim), 10)
@@ -72,6 +83,51 @@ def build(directory: Path, n: int, dim: int, m: int, ef_construction: int) -> di
         "disk_exact_store_mb": exact_disk,
         "disk_with_graph_mb": disk_mb(directory),
         "build_peak_rss_mb": memory_mb().get("VmHWM_mb"),
+    }
+
+
+# Opens the store in a fresh process: the columns file, or (`catalog`) the catalog's rows.
+OPEN_PROBE = """
+import json, sys, time
+from indexing.stores import embedded_columns
+from indexing.stores.embedded import EmbeddedStore
+
+if sys.argv[2] == "catalog":  # the reference: what opening cost before the columns file
+    embedded_columns.read_columns = lambda *args: None
+    embedded_columns.write_columns = lambda *args: None
+began = time.perf_counter()
+store = EmbeddedStore(sys.argv[1])
+documents = store.count()
+opened = time.perf_counter() - began
+store.get(["train/000007"])
+print(json.dumps({"open_s": opened, "then_get_s": time.perf_counter() - began - opened}))
+"""
+
+
+def open_figures(directory: Path, repeats: int) -> dict[str, Any]:
+    """Median seconds to open the store (to its document count) in a fresh process.
+
+    Rounds alternate between the columns file and the catalog so both see the same load;
+    Python's start and imports are outside the timed part. `then_get_s`: one `get` after.
+    """
+    rounds: dict[str, list[dict[str, float]]] = {"columns": [], "catalog": []}
+    for _ in range(repeats):
+        for source in rounds:
+            probe = subprocess.run(
+                [sys.executable, "-c", OPEN_PROBE, str(directory), source],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            rounds[source].append(json.loads(probe.stdout))
+    return {
+        "repeats": repeats,
+        "load_average": os.getloadavg(),
+        **{
+            f"{source}_{key}_median": float(np.median([r[key] for r in runs]))
+            for source, runs in rounds.items()
+            for key in ("open_s", "then_get_s")
+        },
+        "columns_open_s": [r["open_s"] for r in rounds["columns"]],
+        "catalog_open_s": [r["open_s"] for r in rounds["catalog"]],
     }
 
 
@@ -107,7 +163,7 @@ def serve(
     began = time.perf_counter()
     store = EmbeddedStore.open(url(directory, m, ef_construction))
     documents = store.count()  # reads the catalog and maps the vectors
-    out["open_catalog_s"] = time.perf_counter() - began
+    out["open_documents_s"] = time.perf_counter() - began
     view = store.current().fields[FIELD]
     began = time.perf_counter()
     store._graph(FIELD, view)  # maps the saved graph (no growth: it covers every row)
@@ -144,8 +200,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(), "load_average_start": os.getloadavg(),
         "data": "benchmarks.stores.clustered_rows: 1,000 centres, noise norm 0.6",
     }  # fmt: skip
-    result["build"] = build(directory, args.n, args.dim, args.m, args.ef_construction)
+    result["build"] = build(
+        directory, args.n, args.dim, args.m, args.ef_construction, graph=not args.open_only
+    )
     print(f"build: {result['build']}", file=sys.stderr)
+    result["open"] = open_figures(directory, args.open_repeats)
+    print(f"open: {result['open']}", file=sys.stderr)
+    if args.open_only:
+        result["load_average_end"] = os.getloadavg()
+        if not args.keep:
+            shutil.rmtree(directory)
+        return result
     command = [
         sys.executable, "-m", "benchmarks.store_scale", "--serve", str(directory),
         "--dim", str(args.dim), "--m", str(args.m), "--ef-construction", str(args.ef_construction),
@@ -178,6 +243,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", default="/tmp", help="where the store is built (and removed)")
     parser.add_argument("--keep", action="store_true", help="keep the built store")
     parser.add_argument("--small", action="store_true", help="20,000 x 128: a quick check")
+    parser.add_argument("--open-repeats", type=int, default=5)
+    parser.add_argument(
+        "--open-only", action="store_true", help="build the exact store, time opening it only"
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:

@@ -50,8 +50,15 @@ def _write(stage: dict) -> list[Row]:
 
 
 def _latency(stage: dict) -> list[Row]:
+    rows = _latency_rows(stage, stage["methods"], "exact store")
+    for option, figures in stage.get("store_options", {}).items():
+        rows += _latency_rows(stage, figures["methods"], f"local:PATH{option}")
+    return rows
+
+
+def _latency_rows(stage: dict, methods: dict, store: str) -> list[Row]:
     rows = []
-    for method, r in stage["methods"].items():
+    for method, r in methods.items():
         detail = (
             f" (encode {r['encode_p50_ms']:.1f} + search {r['search_p50_ms']:.1f} ms at p50)"
             if "encode_p50_ms" in r
@@ -59,7 +66,8 @@ def _latency(stage: dict) -> list[Row]:
         )
         reference = f"faiss search {_ms(r, 'faiss_')} ms" if "faiss_p50_ms" in r else ""
         rows.append((
-            f"query latency {method}, {stage['documents']:,} docs, k={stage['k']}: p50/p95/p99",
+            f"query latency {method}, {stage['documents']:,} docs, {store}, k={stage['k']}: "
+            "p50/p95/p99",
             f"{_ms(r)} ms{detail}", reference, "",
         ))  # fmt: skip
     return rows

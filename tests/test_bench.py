@@ -54,7 +54,9 @@ def test_quick_bench_writes_every_part(cli, bench_home, home):
     assert stages["encode"]["images"] == 40
     assert stages["write"]["fields"] == {"bovw": 6, "cnn": 48}
     assert set(stages["latency"]["methods"]) == {"bovw", "cnn", "fusion"}
-    for figures in stages["latency"]["methods"].values():
+    hnsw = stages["latency"]["store_options"]["?index=hnsw&ef_search=128"]["methods"]
+    assert set(hnsw) == {"bovw", "cnn", "fusion"} and hnsw["fusion"]["methods_in_parallel"]
+    for figures in [*stages["latency"]["methods"].values(), *hnsw.values()]:
         assert figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
     assert stages["search"]["same_ids_as_faiss"] > 0.99  # float ties may order apart
     assert stages["evaluation"]["explicit"]["max_abs_difference"] == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,15 @@ def test_unknown_subcommand_is_a_usage_error(cli):
     with pytest.raises(SystemExit) as exit_info:
         cli("frobnicate")
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_the_cli_makes_openmp_threads_wait_passively_unless_told_otherwise(
+    cli, home, monkeypatch, given
+):
+    monkeypatch.setenv("OMP_WAIT_POLICY", given or "")  # records the original for undo
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY")
+    code, _, _ = cli("config")
+    assert code == 0
+    assert os.environ["OMP_WAIT_POLICY"] == (given or "PASSIVE")

@@ -31,3 +31,18 @@ def test_write_and_open_benchmark_reports_every_figure():
         "open_and_first_search_300x16_s",
     }
     assert all(value > 0 for value in result.values())
+
+
+def test_scan_precision_benchmark_finds_the_planted_rows_with_every_storage_type():
+    pytest.importorskip("faiss")
+    from benchmarks.scan_precision import run
+
+    result = run(n=500, dim=32, repeats=5)
+    assert set(result["kinds"]) == {
+        "store float32 (exact_top_k)", "faiss IndexFlatIP float32", "store float32 at 8 dims",
+        "faiss IndexScalarQuantizer QT_fp16", "faiss IndexScalarQuantizer QT_8bit",
+    }  # fmt: skip
+    for name, figures in result["kinds"].items():
+        if "8 dims" not in name:  # a quarter of the dimensions may rank another row first
+            assert figures["planted_row_first"] == 1.0, name
+    assert result["kinds"]["store float32 (exact_top_k)"]["vs_store_float32"] == 1.0

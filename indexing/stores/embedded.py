@@ -9,6 +9,7 @@ masked out and compacted away once they outnumber the live ones.
 
 `local:PATH?index=hnsw` adds an approximate index (`embedded_ann`): searches then use it
 unless called with `exact=True`; the index is derived data, so it needs no commit of its own.
+So is the columns file (`embedded_columns`) from which readers map the documents at open.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from features.base import ModelInfo
 from indexing.stores import embedded_ann as ann
 from indexing.stores import embedded_catalog as catalog
+from indexing.stores import embedded_columns as columns
 from indexing.stores import embedded_writes as writes
 from indexing.stores.base import (
     Document,
@@ -127,7 +129,7 @@ class EmbeddedStore(VectorStore):
         snapshot = self.current()
         found = {}
         for doc_id in ids:
-            position = snapshot.position.get(doc_id)
+            position = snapshot.position_of(doc_id)
             if position is None:
                 continue
             vectors = {
@@ -137,9 +139,9 @@ class EmbeddedStore(VectorStore):
             }
             found[doc_id] = Document(
                 doc_id,
-                snapshot.paths[position],
-                snapshot.labels[position],
-                snapshot.splits[position],
+                snapshot.value("path", position),
+                snapshot.value("label", position),
+                snapshot.value("split", position),
                 vectors,
             )
         return found
@@ -147,7 +149,7 @@ class EmbeddedStore(VectorStore):
     def ids_with(self, field: str) -> set[str]:
         snapshot = self.current()
         view = self._field(snapshot, field)
-        return {snapshot.doc_ids[p] for p in np.flatnonzero(view.doc_row >= 0)}
+        return set(snapshot.values("doc_id", np.flatnonzero(view.doc_row >= 0)))
 
     def search(
         self,
@@ -191,9 +193,9 @@ class EmbeddedStore(VectorStore):
         else:
             scores, rows = exact_top_k(queries, view.matrix, k, view.row_position, allowed)
         found = (rows >= 0).sum(axis=1).tolist()  # fewer than k: the graph found no more
-        positions = view.row_position[rows]
+        positions = view.row_position[np.maximum(rows, 0)]  # -1 (none found): cut below
         with gc_paused(positions.size > MANY_HITS):
-            ids, labels, paths, splits = (column[positions].tolist() for column in snapshot.columns)
+            ids, labels, paths, splits = snapshot.hit_columns(positions, MANY_HITS)
             values = scores.tolist()
             hits = [
                 []  # a zero vector has no cosine with anything
@@ -316,7 +318,7 @@ class EmbeddedStore(VectorStore):
                     self.directory.is_dir()
                     and not self.exists()
                     and any(
-                        p.name not in (catalog.LOCK, catalog.VECTORS, ann.ANN)
+                        p.name not in (catalog.LOCK, catalog.VECTORS, ann.ANN, columns.COLUMNS)
                         for p in self.directory.iterdir()
                     )
                 ):
@@ -368,6 +370,9 @@ class EmbeddedStore(VectorStore):
     def close(self) -> None:
         with self._write_lock:
             self._save_graphs()
+            if self._lock is not None and self.exists():
+                with contextlib.suppress(StoreError):  # damaged: the next reader says so
+                    self.current()  # loads the catalog once and writes the columns file
             self._close_connections()
             self._release_lock()
 

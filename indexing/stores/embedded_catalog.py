@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def connect(directory: Path, *, writer: bool) -> sqlite3.Connection:
             "INSERT OR IGNORE INTO info VALUES ('format', ?), ('generation', '0'), ('meta', '{}')",
             (str(FORMAT),),
         )
+        # Names this catalog's derived files (embedded_columns); older stores get one here.
+        conn.execute("INSERT OR IGNORE INTO info VALUES ('store_id', ?)", (uuid.uuid4().hex,))
     check_format(conn, directory)
     return conn
 
@@ -75,6 +78,12 @@ def check_format(conn: sqlite3.Connection, directory: Path) -> None:
 
 def generation(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT value FROM info WHERE key = 'generation'").fetchone()[0])
+
+
+def store_id(conn: sqlite3.Connection) -> str | None:
+    """The catalog's random id (None in a store no writer of this version has opened)."""
+    row = conn.execute("SELECT value FROM info WHERE key = 'store_id'").fetchone()
+    return row and row[0]
 
 
 def bump_generation(conn: sqlite3.Connection) -> None:

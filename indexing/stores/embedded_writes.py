@@ -20,6 +20,7 @@ import numpy as np
 from features.base import ModelInfo
 from indexing.stores import embedded_ann as ann
 from indexing.stores import embedded_catalog as catalog
+from indexing.stores import embedded_columns as columns
 from indexing.stores.base import (
     MAX_DIM,
     Document,
@@ -40,6 +41,7 @@ def recover(conn: sqlite3.Connection, directory: Path) -> None:
     fields = catalog.read_fields(conn)
     committed = {file: info.dim * rows * 4 for info, rows, file in fields.values()}
     ann.remove_unused(directory, set(committed))
+    columns.remove_temporary(directory)
     for path in (directory / catalog.VECTORS).iterdir():
         if path.name not in committed:
             path.unlink()
@@ -196,7 +198,7 @@ def compact_field(conn: sqlite3.Connection, directory: Path, field: str) -> None
 
 def remove_store_files(directory: Path) -> None:
     """Delete the files a store has (nothing else), and the directory if that leaves it empty."""
-    for folder in (directory / catalog.VECTORS, directory / ann.ANN):
+    for folder in (directory / catalog.VECTORS, directory / ann.ANN, directory / columns.COLUMNS):
         if folder.is_dir():
             for path in folder.iterdir():
                 path.unlink()

@@ -50,9 +50,9 @@ class LocalFeatures:
         """Bytes this image takes when stored (points, descriptors, shape and scale)."""
         return int(self.points.nbytes + self.descriptors.nbytes + 3 * 4)
 
-    def rootsift(self) -> np.ndarray:
-        """float32 (n, 128) descriptors with unit L2 norm (for L2 matching)."""
-        d = self.descriptors.astype(np.float32)
+    def rootsift(self, limit: int | None = None) -> np.ndarray:
+        """float32 (n, 128) descriptors with unit L2 norm (for L2 matching); the first `limit`."""
+        d = self.descriptors[:limit].astype(np.float32)
         norms = np.linalg.norm(d, axis=1, keepdims=True)
         return d / np.maximum(norms, 1e-6)
 

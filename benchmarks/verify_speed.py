@@ -1,0 +1,85 @@
+"""How long `+gv` takes per query: the unverified search of the candidates (the reference),
+the query's two local views, and the verification of the candidates, timed apart.
+
+Used by `cbir bench --only verify` (on a generated copy dev set it builds once under the bench
+folder) and by benchmarks/copy_detection.py.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexing.search import SearchService
+from indexing.stores.base import Hit
+from indexing.verified_search import query_views, verified_hits
+
+PHASES = ("search", "query_views", "verify")
+
+
+@dataclass(frozen=True)
+class TimedQuery:
+    """One query's first hits, re-ranked hits and the ms of each phase (PHASES)."""
+
+    first: list[Hit]
+    verified: list[Hit]
+    ms: dict[str, float]
+
+
+def timed_query(service: SearchService, image: np.ndarray, method: str = "cnn") -> TimedQuery:
+    """`method` then `method+gv` for one uint8 RGB image, each phase timed (service.local set)."""
+    if service.local is None:
+        raise ValueError("the index has no local features; build it with `cbir index --local`")
+    t0 = time.perf_counter()
+    first = service.search_image(image, method, service.reranking.top).hits
+    t1 = time.perf_counter()
+    views = query_views(image, service.local.options)
+    t2 = time.perf_counter()
+    verified, _ = verified_hits(first, views, service.local, service.reranking)
+    t3 = time.perf_counter()
+    ms = {"search": t1 - t0, "query_views": t2 - t1, "verify": t3 - t2}
+    return TimedQuery(first, verified, {k: v * 1000 for k, v in ms.items()})
+
+
+def summary(times: list[dict[str, float]]) -> dict[str, float]:
+    """`<phase>_p50_ms` and `<phase>_p95_ms` of every phase over the queries."""
+    out = {}
+    for phase in PHASES:
+        values = [t[phase] for t in times]
+        out[f"{phase}_p50_ms"] = round(statistics.median(values), 2)
+        out[f"{phase}_p95_ms"] = round(float(np.percentile(values, 95)), 2)
+    return out
+
+
+def bench_verification(workdir: Path, distractors: int, queries: int | None = None) -> dict:
+    """Build (once) and index a copy dev set under `workdir`, then time `queries` copies."""
+    from benchmarks.copy_detection import prepare
+    from benchmarks.copydays import Split
+    from indexing.datasets import FolderDataset
+
+    settings, data, _methods, _seconds = prepare(workdir, Split.TEST, distractors)
+    ds = FolderDataset(data)
+    records = ds.records("test")[: queries or None]
+    service = SearchService.open(settings)
+    try:
+        load_start = os.getloadavg()
+        times = [timed_query(service, ds.image(r)).ms for r in records]
+        reranking = service.reranking
+        keypoints = service.local.options.max_keypoints if service.local else None
+    finally:
+        service.close()
+    return {
+        "documents": len(ds.records("train")),
+        "queries": len(records),
+        "candidates": reranking.top,
+        "workers": reranking.workers,
+        "keypoints_stored": keypoints,
+        "params": reranking.params.to_json(),
+        **summary(times),
+        "load_average": [list(load_start), list(os.getloadavg())],
+    }

@@ -132,6 +132,31 @@ def run(settings: Settings, data: Path, methods: list[str]) -> dict:
     }
 
 
+def bench_verification(workdir: Path, distractors: int, queries: int | None = None) -> dict:
+    """Build (once) and index a copy dev set under `workdir`, then time `queries` copies."""
+    settings, data, _methods, _seconds = prepare(workdir, Split.TEST, distractors)
+    ds = FolderDataset(data)
+    records = ds.records("test")[: queries or None]
+    service = SearchService.open(settings)
+    try:
+        load_start = os.getloadavg()
+        times = [timed_query(service, ds.image(r)).ms for r in records]
+        reranking = service.reranking
+        keypoints = service.local.options.max_keypoints if service.local else None
+    finally:
+        service.close()
+    return {
+        "documents": len(ds.records("train")),
+        "queries": len(records),
+        "candidates": reranking.top,
+        "workers": reranking.workers,
+        "keypoints_stored": keypoints,
+        "params": reranking.params.to_json(),
+        **summary(times),
+        "load_average": [list(load_start), list(os.getloadavg())],
+    }
+
+
 def _per_transform(outcomes: dict[str, list[bool]]) -> dict[str, float]:
     every = [x for v in outcomes.values() for x in v]
     return {

@@ -149,7 +149,7 @@ def web(config: Config) -> dict:
 
 def verify(config: Config) -> dict:
     """`+gv` per query on a generated copy dev set (built and indexed once, then reused)."""
-    from benchmarks.verify_speed import bench_verification
+    from benchmarks.copy_detection import bench_verification
 
     sizes = config["sizes"]
     workdir = _workdir(config) / f"copies-{sizes['verify_distractors']}"

@@ -1,17 +1,14 @@
 """How long `+gv` takes per query: the unverified search of the candidates (the reference),
 the query's two local views, and the verification of the candidates, timed apart.
 
-Used by `cbir bench --only verify` (on a generated copy dev set it builds once under the bench
-folder) and by benchmarks/copy_detection.py.
+Used by benchmarks/copy_detection.py, and by `cbir bench --only verify` through it.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -54,32 +51,3 @@ def summary(times: list[dict[str, float]]) -> dict[str, float]:
         out[f"{phase}_p50_ms"] = round(statistics.median(values), 2)
         out[f"{phase}_p95_ms"] = round(float(np.percentile(values, 95)), 2)
     return out
-
-
-def bench_verification(workdir: Path, distractors: int, queries: int | None = None) -> dict:
-    """Build (once) and index a copy dev set under `workdir`, then time `queries` copies."""
-    from benchmarks.copy_detection import prepare
-    from benchmarks.copydays import Split
-    from indexing.datasets import FolderDataset
-
-    settings, data, _methods, _seconds = prepare(workdir, Split.TEST, distractors)
-    ds = FolderDataset(data)
-    records = ds.records("test")[: queries or None]
-    service = SearchService.open(settings)
-    try:
-        load_start = os.getloadavg()
-        times = [timed_query(service, ds.image(r)).ms for r in records]
-        reranking = service.reranking
-        keypoints = service.local.options.max_keypoints if service.local else None
-    finally:
-        service.close()
-    return {
-        "documents": len(ds.records("train")),
-        "queries": len(records),
-        "candidates": reranking.top,
-        "workers": reranking.workers,
-        "keypoints_stored": keypoints,
-        "params": reranking.params.to_json(),
-        **summary(times),
-        "load_average": [list(load_start), list(os.getloadavg())],
-    }

@@ -29,7 +29,7 @@ from features.registry import METHODS
 from indexing.encoding import LOCAL_RAY, RayOptions
 from indexing.models import model_dir
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # cbir/stages/bench.py -> the repository
 PARTS = ("encode", "write", "latency", "search", "evaluation", "web", "verify")
 MODEL_PARTS = {"encode", "write", "latency"}  # need at least one real model
 

@@ -35,8 +35,9 @@ def test_score_reranks_by_inliers_with_min_inliers_and_top():
 
 def test_choice_prefers_accuracy_then_fewer_keypoints():
     row = {"top1": 1.0, "top1_worst": 1.0, "micro_ap": 0.991, "keypoints": 500, "top": 100,
-           "min_inliers": 6}  # fmt: skip
+           "min_inliers": 6, "max_iters": 2000}  # fmt: skip
     cheaper = {**row, "keypoints": 256, "micro_ap": 0.994}
     worse = {**row, "keypoints": 128, "top1": 0.99}
     assert max([row, cheaper, worse], key=_key) is cheaper
     assert max([row, {**row, "top": 50}], key=_key) is row
+    assert max([row, {**row, "max_iters": 500}], key=_key)["max_iters"] == 500

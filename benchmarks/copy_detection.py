@@ -22,6 +22,7 @@ import enum
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -132,12 +133,17 @@ def run(settings: Settings, data: Path, methods: list[str]) -> dict:
     }
 
 
-def bench_verification(workdir: Path, distractors: int, queries: int | None = None) -> dict:
-    """Build (once) and index a copy dev set under `workdir`, then time `queries` copies."""
+def bench_verification(
+    workdir: Path, distractors: int, queries: int | None = None, candidates: int = 100
+) -> dict:
+    """Build (once) and index a copy dev set under `workdir`, then time `queries` copies, each
+    verified against its first `candidates` hits (100: the issue's figure; `+gv` re-ranks
+    DEFAULT_TOP by default)."""
     settings, data, _methods, _seconds = prepare(workdir, Split.TEST, distractors)
     ds = FolderDataset(data)
     records = ds.records("test")[: queries or None]
     service = SearchService.open(settings)
+    service.reranking = replace(service.reranking, top=candidates)
     try:
         load_start = os.getloadavg()
         times = [timed_query(service, ds.image(r)).ms for r in records]

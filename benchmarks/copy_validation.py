@@ -234,6 +234,13 @@ def _recall(cases: Sequence[Case], top: int) -> float:
     return round(float(np.mean([any(h.label == c.label for h in c.hits[:top]) for c in cases])), 4)
 
 
+def grid_json(result: dict) -> str:
+    """`result` as JSON with one line per grid row (diffable, a fraction of the indented size)."""
+    head = {k: v for k, v in result.items() if k != "rows"}
+    rows = ",\n".join("  " + json.dumps(row) for row in result["rows"])
+    return json.dumps(head, indent=1)[:-2] + ',\n "rows": [\n' + rows + "\n ]\n}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True)
@@ -247,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     result = grid(collect(settings, data))
     if args.out:
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        args.out.write_text(grid_json(result))
     ranked = sorted(result["rows"], key=_key, reverse=True)
     for row in ranked[:15]:
         print({k: v for k, v in row.items() if k != "per_transform"})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from benchmarks.copy_validation import Case, _key, score
+from benchmarks.copy_validation import Case, _key, grid_json, score
 from indexing.stores.base import Hit
 
 
@@ -41,3 +43,10 @@ def test_choice_prefers_accuracy_then_fewer_keypoints():
     assert max([row, cheaper, worse], key=_key) is cheaper
     assert max([row, {**row, "top": 50}], key=_key) is row
     assert max([row, {**row, "max_iters": 500}], key=_key)["max_iters"] == 500
+
+
+def test_grid_json_has_one_line_per_row_and_reads_back():
+    result = {"queries": 2, "best": {"top1": 1.0}, "rows": [{"top1": 1.0}, {"top1": 0.5}]}
+    text = grid_json(result)
+    assert json.loads(text) == result
+    assert '  {"top1": 0.5}' in text.splitlines()

@@ -115,7 +115,7 @@ def _verify(stage: dict) -> list[Row]:
     return [(
         f"+gv: verify {stage['candidates']} candidates x 2 views, {stage['documents']:,} docs, "
         f"{stage['queries']} queries, {stage['workers']} threads: p50/p95",
-        f"{pair('verify')} (query views {pair('query_views')})",
+        f"{pair('verify')} (CPU {pair('verify_cpu')}; query views {pair('query_views')})",
         f"unverified cnn search of {stage['candidates']} {pair('search')}",
         f"{stage['verify_p50_ms'] / stage['search_p50_ms']:.2f}x the search at p50",
     )]  # fmt: skip

@@ -153,7 +153,7 @@ def test_timed_query_is_the_service_search_then_its_gv(settings, folder):
         top = service.reranking.top
         assert timed.first == service.search_image(query, "cnn", top).hits
         assert timed.verified == service.search_image(query, "cnn+gv", top).hits
-        assert set(timed.ms) == set(PHASES) and all(v > 0 for v in timed.ms.values())
+        assert set(timed.ms) == set(PHASES) and all(v >= 0 for v in timed.ms.values())
         figures = summary([timed.ms, {p: 2 * v for p, v in timed.ms.items()}])
         assert figures["verify_p50_ms"] == round(1.5 * timed.ms["verify"], 2)
         assert figures["verify_p50_ms"] <= figures["verify_p95_ms"]

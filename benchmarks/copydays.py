@@ -1,37 +1,97 @@
-"""A copy-detection dev set from scikit-image's bundled photographs: copies hidden among distractors.
+"""Copy-detection dev sets from bundled photographs: copies hidden among distractors.
 
 Layout written by `write_copy_folder` (a folder dataset, indexing/datasets.py):
 `train/<scene>/original.jpg` for each original photo, `train/distractor-<i>/d.jpg` for each
 distractor, and `test/<scene>/<transform>.jpg` for each transformed copy (the queries; their
-label is the original's, so top-1 correct = the original's label first). Distractors are
-crops of other bundled photographs (never of an original) and generated images of shapes.
-The clothing-dataset and COIL-100 images are not used (reserved for independent evaluation).
+label is the original's, so top-1 correct = the original's label first).
+
+Two splits that share no original (`SPLITS`): `test` (the 8 scikit-image photos of the first
+dev set, plus scikit-learn's china and flower and matplotlib's grace_hopper) reports figures;
+`validation` (8 other scikit-image photos) is where verification parameters are chosen. All
+photographs ship inside installed packages (no download). Distractors are crops of photos
+that are not originals of the split, generated scenes (`benchmarks/scenes.py`) and, when a
+CIFAR-10 JPEG archive is given, CIFAR-10 images enlarged 4x (test split: CIFAR's test
+images; validation: its train images). The clothing-dataset and COIL-100 images are not used
+(reserved for independent evaluation).
 """
 
 from __future__ import annotations
 
+import enum
+import tarfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-# Bundled with scikit-image (no download). Originals give the queries; sources give distractors.
-ORIGINALS = (
-    "astronaut", "camera", "chelsea", "coffee", "coins", "rocket", "clock", "immunohistochemistry",
-)  # fmt: skip
-DISTRACTOR_SOURCES = ("hubble_deep_field", "moon", "page", "text", "cell", "brick", "grass",
-                      "gravel", "colorwheel", "retina")  # fmt: skip
+from benchmarks.scenes import scene_image
+
 TRANSFORMS = (
     "crop", "rot90", "rot180", "rot270", "mirror", "gray", "jpeg", "thumb64", "text",
 )  # fmt: skip
+# Photos bundled with scikit-learn and matplotlib (the rest are scikit-image's `data` names).
+PACKAGE_PHOTOS = {
+    "china": ("sklearn", "datasets/images/china.jpg"),
+    "flower": ("sklearn", "datasets/images/flower.jpg"),
+    "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+}
+
+
+class Split(enum.StrEnum):
+    """Which dev set: parameters are chosen on `validation`, figures reported on `test`."""
+
+    TEST = "test"
+    VALIDATION = "validation"
+
+
+@dataclass(frozen=True)
+class SplitSources:
+    """The originals of a split, the photos its distractors are cropped from, its CIFAR part."""
+
+    originals: tuple[str, ...]
+    distractor_photos: tuple[str, ...]
+    cifar_part: str  # which half of the CIFAR-10 archive gives distractors ("test" / "train")
+
+
+SPLITS = {
+    Split.TEST: SplitSources(
+        originals=("astronaut", "camera", "chelsea", "coffee", "coins", "rocket", "clock",
+                   "immunohistochemistry", "china", "flower", "grace_hopper"),
+        distractor_photos=("hubble_deep_field", "moon", "page", "text", "cell", "brick", "grass",
+                           "gravel", "colorwheel", "retina"),
+        cifar_part="test",
+    ),
+    Split.VALIDATION: SplitSources(
+        originals=("motorcycle_left", "retina", "hubble_deep_field", "moon", "page", "text",
+                   "cell", "logo"),
+        distractor_photos=("brick", "grass", "gravel", "colorwheel", "horse", "microaneurysms"),
+        cifar_part="train",
+    ),
+}  # fmt: skip
+# The first dev set's originals and distractor photos (kept for the tests and old figures).
+ORIGINALS = SPLITS[Split.TEST].originals[:8]
+DISTRACTOR_SOURCES = SPLITS[Split.TEST].distractor_photos
 
 
 def photo(name: str) -> np.ndarray:
-    """A bundled scikit-image photograph as uint8 RGB (h, w, 3)."""
+    """A bundled photograph as uint8 RGB (h, w, 3): a scikit-image `data` name or PACKAGE_PHOTOS."""
+    if name in PACKAGE_PHOTOS:
+        import importlib
+
+        package, relative = PACKAGE_PHOTOS[name]
+        root = Path(importlib.import_module(package).__file__).parent
+        bgr = cv2.imread(str(root / relative), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(f"{root / relative} (bundled with {package}) is missing")
+        return np.ascontiguousarray(bgr[:, :, ::-1])
     from skimage import data
 
-    image = getattr(data, name)()
+    # the left view of scikit-image's stereo pair (the right view is never used: a near copy)
+    image = data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(data, name)()
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3]).astype(np.uint8)
@@ -71,24 +131,12 @@ def transformed(image: np.ndarray, transform: str, rng: np.random.Generator) -> 
 
 
 def shapes_image(rng: np.random.Generator, side: int = 320) -> np.ndarray:
-    """A generated distractor: random filled rectangles and ellipses on a random background."""
-    image = np.empty((side, int(side * rng.uniform(0.75, 1.33)), 3), np.uint8)
-    image[:] = rng.integers(0, 256, 3)
-    for _ in range(int(rng.integers(6, 16))):
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        x, y = int(rng.integers(0, image.shape[1])), int(rng.integers(0, side))
-        a, b = int(rng.integers(8, side // 3)), int(rng.integers(8, side // 3))
-        if rng.random() < 0.5:
-            cv2.rectangle(image, (x, y), (x + a, y + b), colour, -1)
-        else:
-            cv2.ellipse(image, (x, y), (a, b), float(rng.uniform(0, 180)), 0, 360, colour, -1)
-    return image
+    """A generated distractor: a generated scene (kept under its first name for callers)."""
+    return scene_image(rng, side)
 
 
-def distractor(sources: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """A crop (10-40 % of each side... up to the whole photo) of a source photo, or shapes."""
-    if rng.random() < 0.25:
-        return shapes_image(rng)
+def photo_crop(sources: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """A crop (20-60 % of each side) of one of the source photos, enlarged 2x when small."""
     source = sources[int(rng.integers(len(sources)))]
     h, w = source.shape[:2]
     fy, fx = rng.uniform(0.2, 0.6, size=2)
@@ -96,6 +144,34 @@ def distractor(sources: Sequence[np.ndarray], rng: np.random.Generator) -> np.nd
     top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
     crop = source[top : top + ch, left : left + cw]
     return cv2.resize(crop, (cw * 2, ch * 2)) if max(ch, cw) < 160 else crop.copy()
+
+
+def distractor(sources: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """A generated scene (1 in 4) or a crop of a source photo."""
+    if rng.random() < 0.25:
+        return shapes_image(rng)
+    return photo_crop(sources, rng)
+
+
+def cifar_images(archive: Path, part: str, n: int) -> list[np.ndarray]:
+    """n images of CIFAR-10's `part` ("train" or "test") from a JPEG archive laid out
+    `<part>/<class>/<nnnn>.jpg`, taken round-robin over the classes, as uint8 RGB (32, 32, 3)."""
+    encoded: dict[str, list[bytes]] = {}
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if len(parts) != 3 or parts[0] != part or not parts[2].endswith(".jpg"):
+                continue
+            bucket = encoded.setdefault(parts[1], [])
+            raw = tar.extractfile(member) if len(bucket) < n else None
+            if raw is not None:
+                bucket.append(raw.read())
+    longest = max((len(b) for b in encoded.values()), default=0)
+    chosen = [b[i] for i in range(longest) for b in encoded.values() if i < len(b)][:n]
+    if len(chosen) < n:
+        raise ValueError(f"{archive} has only {len(chosen)} {part} images; {n} were asked")
+    return [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+            for b in chosen]  # fmt: skip
 
 
 def write_copy_folder(
@@ -106,8 +182,18 @@ def write_copy_folder(
     distractors: int = 200,
     seed: int = 0,
     writer: Callable[[Path, np.ndarray], None] | None = None,
+    distractor_photos: Sequence[str] = DISTRACTOR_SOURCES,
+    cifar: Path | None = None,
+    cifar_part: str = "test",
 ) -> Path:
-    """Write the dev set under `root` (see the module docstring); returns `root`."""
+    """Write a dev set under `root` (see the module docstring); returns `root`.
+
+    With `cifar` (the CIFAR-10 JPEG archive) 40 % of the distractors are CIFAR images of
+    `cifar_part` enlarged 4x, 35 % photo crops and 25 % generated scenes; without, 75 % / 25 %.
+    """
+    overlap = set(originals) & set(distractor_photos)
+    if overlap:
+        raise ValueError(f"{sorted(overlap)} are both originals and distractor photos")
     rng = np.random.default_rng(seed)
     write = writer or _write_jpeg
     for name in originals:
@@ -115,10 +201,40 @@ def write_copy_folder(
         write(root / "train" / name / "original.jpg", image)
         for transform in transforms:
             write(root / "test" / name / f"{transform}.jpg", transformed(image, transform, rng))
-    sources = [photo(n) for n in DISTRACTOR_SOURCES]
-    for i in range(distractors):
-        write(root / "train" / f"distractor-{i:05d}" / "d.jpg", distractor(sources, rng))
+    sources = [photo(n) for n in distractor_photos]
+    n_cifar = int(0.4 * distractors) if cifar is not None else 0
+    small = cifar_images(cifar, cifar_part, n_cifar) if cifar is not None and n_cifar else []
+    kinds = np.array([0] * n_cifar + [1] * (distractors - n_cifar))
+    rng.shuffle(kinds)
+    taken = 0
+    for i, kind in enumerate(kinds):
+        if kind == 0:
+            image = cv2.resize(small[taken], (128, 128), interpolation=cv2.INTER_CUBIC)
+            taken += 1
+        elif cifar is not None and rng.random() < 0.25 / 0.6:
+            image = shapes_image(rng)
+        elif cifar is not None:
+            image = photo_crop(sources, rng)
+        else:
+            image = distractor(sources, rng)
+        write(root / "train" / f"distractor-{i:05d}" / "d.jpg", image)
     return root
+
+
+def write_split(
+    root: Path, split: Split, distractors: int, *, seed: int = 0, cifar: Path | None = None
+) -> Path:
+    """`write_copy_folder` with the originals and distractor sources of `split` (SPLITS)."""
+    sources = SPLITS[split]
+    return write_copy_folder(
+        root,
+        originals=sources.originals,
+        distractors=distractors,
+        seed=seed,
+        distractor_photos=sources.distractor_photos,
+        cifar=cifar,
+        cifar_part=sources.cifar_part,
+    )
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:

@@ -152,6 +152,15 @@ def web(config: Config) -> dict:
     return out
 
 
+def verify(config: Config) -> dict:
+    """`+gv` per query on a generated copy dev set (built and indexed once, then reused)."""
+    from benchmarks.copy_detection import bench_verification
+
+    sizes = config["sizes"]
+    workdir = _workdir(config) / f"copies-{sizes['verify_distractors']}"
+    return bench_verification(workdir, sizes["verify_distractors"], sizes["verify_queries"])
+
+
 STAGES: dict[str, Callable[[Config], dict]] = {
     "baseline": baseline,
     "encode": encode,
@@ -161,6 +170,7 @@ STAGES: dict[str, Callable[[Config], dict]] = {
     "search": search,
     "evaluation": evaluation,
     "web": web,
+    "verify": verify,
 }
 
 

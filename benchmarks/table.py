@@ -116,6 +116,19 @@ def _web(stage: dict) -> list[Row]:
     )]  # fmt: skip
 
 
+def _verify(stage: dict) -> list[Row]:
+    def pair(phase: str) -> str:
+        return f"{stage[f'{phase}_p50_ms']:.1f}/{stage[f'{phase}_p95_ms']:.1f} ms"
+
+    return [(
+        f"+gv: verify {stage['candidates']} candidates x 2 views, {stage['documents']:,} docs, "
+        f"{stage['queries']} queries, {stage['workers']} threads: p50/p95",
+        f"{pair('verify')} (CPU {pair('verify_cpu')}; query views {pair('query_views')})",
+        f"unverified cnn search of {stage['candidates']} {pair('search')}",
+        f"{stage['verify_p50_ms'] / stage['search_p50_ms']:.2f}x the search at p50",
+    )]  # fmt: skip
+
+
 ROWS: dict[str, Callable[[dict], list[Row]]] = {
     "encode": _encode,
     "encode_ray": _encode_ray,
@@ -124,6 +137,7 @@ ROWS: dict[str, Callable[[dict], list[Row]]] = {
     "search": _search,
     "evaluation": _evaluation,
     "web": _web,
+    "verify": _verify,
 }
 
 

@@ -10,6 +10,7 @@ pixels per pixel of the image given, to map them back.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -50,8 +51,15 @@ class LocalFeatures:
         """Bytes this image takes when stored (points, descriptors, shape and scale)."""
         return int(self.points.nbytes + self.descriptors.nbytes + 3 * 4)
 
-    def rootsift(self) -> np.ndarray:
-        """float32 (n, 128) descriptors with unit L2 norm (for L2 matching)."""
+    def rootsift(self, limit: int | None = None) -> np.ndarray:
+        """float32 (n, 128) descriptors with unit L2 norm (for L2 matching); the first `limit`.
+
+        Computed once per object (a query meets 100 candidates): do not write into the result.
+        """
+        return self._unit_descriptors[:limit]
+
+    @cached_property
+    def _unit_descriptors(self) -> np.ndarray:
         d = self.descriptors.astype(np.float32)
         norms = np.linalg.norm(d, axis=1, keepdims=True)
         return d / np.maximum(norms, 1e-6)

@@ -11,6 +11,7 @@ from benchmarks.synthetic import write_labelled_folder
 from benchmarks.web_index import build_indexed_folder
 from cbir.core.errors import CbirError
 from cbir.stages.bench import parse_parts
+from features.verify import VerifyParams
 
 
 @pytest.fixture
@@ -46,7 +47,8 @@ def test_quick_bench_writes_every_part(cli, bench_home, home):
     results = json.loads(files[0].read_text())
     stages = results["stages"]
     assert list(stages) == [
-        "baseline", "encode", "write", "latency", "search", "evaluation", "web", "encode_ray"
+        "baseline", "encode", "write", "latency", "search", "evaluation", "web", "verify",
+        "encode_ray",
     ]  # fmt: skip
     assert stages["encode_ray"] == {"skipped": "Ray left out (--no-ray)"}
     assert set(results["methods"]) == {"bovw", "cnn"} and not results["methods_without_model"]
@@ -61,11 +63,16 @@ def test_quick_bench_writes_every_part(cli, bench_home, home):
     assert stages["search"]["same_ids_as_faiss"] > 0.99  # float ties may order apart
     assert stages["evaluation"]["explicit"]["max_abs_difference"] == 0.0
     assert stages["web"]["errors"] == 0 and stages["web"]["requests"] > 0
+    verify = stages["verify"]  # a generated copy set: 11 originals + 30 distractors, 9 copies
+    assert (verify["documents"], verify["queries"], verify["candidates"]) == (41, 9, 100)
+    assert verify["verify_p50_ms"] <= verify["verify_p95_ms"]
+    assert verify["params"] == VerifyParams().to_json()
     for name, stage in stages.items():
         if name != "encode_ray":
             assert stage["peak_rss_mb"] > 0 and stage["wall_s"] > 0, name
             positive_numbers(stage, name)
     assert "batch search 200 x 2,000 x 64" in out and "peak RSS, latency stage" in out
+    assert "+gv: verify 100 candidates x 2 views, 41 docs, 9 queries" in out
 
 
 def test_methods_without_a_model_are_skipped_not_faked(cli, home, tmp_path, monkeypatch):
@@ -87,6 +94,7 @@ def test_methods_without_a_model_are_skipped_not_faked(cli, home, tmp_path, monk
 
 def test_unknown_parts_are_refused():
     assert parse_parts("web,encode") == ["encode", "web"]
+    assert parse_parts("verify") == ["verify"]
     with pytest.raises(CbirError, match="choose from"):
         parse_parts("encode,speed")
 

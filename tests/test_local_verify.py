@@ -12,6 +12,8 @@ from features.verify import (
     TransformModel,
     Verification,
     VerifyParams,
+    match,
+    nearest_neighbours,
     rerank_order,
     verify,
     verify_many,
@@ -133,3 +135,36 @@ def test_rerank_puts_inliers_first_and_keeps_ties_in_order():
 def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="ratio"):
         VerifyParams(ratio=1.5)
+    with pytest.raises(ValueError, match="keypoints"):
+        VerifyParams(keypoints=1)
+
+
+def _brute_force_matches(query, candidate, ratio: float, keypoints: int) -> set[tuple[int, int]]:
+    """Mutual nearest neighbours passing Lowe's ratio, from full L2 distances (the definition)."""
+    q, c = query.rootsift(keypoints), candidate.rootsift(keypoints)
+    d = np.linalg.norm(q[:, None, :] - c[None, :, :], axis=2)
+    found = set()
+    for i, row in enumerate(d):
+        first, second = np.argsort(row)[:2]
+        if row[first] < ratio * row[second] and np.argmin(d[:, first]) == i:
+            found.add((i, int(first)))
+    return found
+
+
+def test_matching_agrees_with_brute_force_l2_and_caps_keypoints(astronaut, query):
+    copy = _local(np.rot90(astronaut[40:400, 60:480]))
+    params = VerifyParams(ratio=0.8, keypoints=120)
+    pairs = match(query, copy, params)
+    assert {tuple(p) for p in pairs.tolist()} == _brute_force_matches(query, copy, 0.8, 120)
+    assert pairs.max() < 120 and len(pairs) > 20
+    # the ratios returned allow any stricter ratio to be had by filtering
+    loose, ratios = nearest_neighbours(query, copy, keypoints=120, max_ratio=0.9)
+    assert np.all(ratios < 0.9)
+    assert {tuple(p) for p in loose[ratios < 0.8].tolist()} == {tuple(p) for p in pairs.tolist()}
+    # fewer keypoints matched: still the copy, with its rotation
+    result = verify(query, copy, params)
+    assert result.inliers >= 15 and abs(result.angle) == pytest.approx(90, abs=2)
+
+
+def test_params_to_json_names_the_model():
+    assert VerifyParams(model=TransformModel.AFFINE).to_json()["model"] == "affine"

@@ -141,6 +141,26 @@ def test_gv_moves_the_rotated_copy_to_rank_one(settings, folder):
         service.close()
 
 
+def test_timed_query_is_the_service_search_then_its_gv(settings, folder):
+    from benchmarks.verify_speed import PHASES, summary, timed_query
+
+    _index(settings, folder)
+    data, _ = folder
+    service = SearchService.open(settings)
+    try:
+        query = decode_image(data / "test" / "rocket" / "crop.jpg")
+        timed = timed_query(service, query, "cnn")
+        top = service.reranking.top
+        assert timed.first == service.search_image(query, "cnn", top).hits
+        assert timed.verified == service.search_image(query, "cnn+gv", top).hits
+        assert set(timed.ms) == set(PHASES) and all(v >= 0 for v in timed.ms.values())
+        figures = summary([timed.ms, {p: 2 * v for p, v in timed.ms.items()}])
+        assert figures["verify_p50_ms"] == round(1.5 * timed.ms["verify"], 2)
+        assert figures["verify_p50_ms"] <= figures["verify_p95_ms"]
+    finally:
+        service.close()
+
+
 def _index_without_local(tmp_path: Path, folder) -> Settings:
     settings = Settings.resolve(env={}, home=tmp_path / "home")
     data, models = folder

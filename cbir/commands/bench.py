@@ -10,14 +10,16 @@ from cbir.core.config import Settings
 NAME = "bench"
 HELP = (
     "measure encode/write throughput, query latency, batch search vs faiss, evaluation vs "
-    "pytrec_eval, peak memory and the web load check; JSON under $CBIR_HOME/bench/"
+    "pytrec_eval, peak memory, the web load check and +gv verification time; JSON under "
+    "$CBIR_HOME/bench/"
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
-        help="comma-separated parts: encode,write,latency,search,evaluation,web (default all)",
+        help="comma-separated parts: encode,write,latency,search,evaluation,web,verify "
+        "(default all)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a check that it runs")
     parser.add_argument(

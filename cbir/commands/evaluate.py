@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
         type=method_list,
         default=["bovw", "cnn", "fusion"],
         help="bovw,cnn,fusion (default all); add cnn+qe or bovw+qe for alpha query expansion, "
-        "<method>+gv for geometric verification of the top 100 (needs `cbir index --local`)",
+        "<method>+gv for geometric verification of the top 50 (needs `cbir index --local`)",
     )
     parser.add_argument("-k", type=int, default=100, help="results per query (default 100)")
     parser.add_argument("--out", help="output directory (default $CBIR_HOME/runs/<dataset>)")

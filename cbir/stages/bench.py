@@ -1,7 +1,8 @@
 """`cbir bench`: every speed and memory figure of the project in one run, as JSON and a table.
 
 Parts (`--only`): encode (in-process, and on Ray unless `ray=None`), write, latency,
-search, evaluation, web. Each stage runs in its own process (`benchmarks.stage`), which
+search, evaluation, web, verify (`+gv`: 100 candidates verified per query, beside the
+unverified search, on a copy dev set it builds once under `$CBIR_HOME/bench/`). Each stage runs in its own process (`benchmarks.stage`), which
 reports its own peak RSS, beside a baseline stage that only imports the benchmark's modules. Methods are whatever models `indexing.models` finds; a method without
 a model is listed with the reason and left out, never replaced by a stand-in.
 """
@@ -28,8 +29,8 @@ from features.registry import METHODS
 from indexing.encoding import LOCAL_RAY, RayOptions
 from indexing.models import model_dir
 
-REPO = Path(__file__).resolve().parents[2]  # the checkout: cbir/stages/bench.py
-PARTS = ("encode", "write", "latency", "search", "evaluation", "web")
+REPO = Path(__file__).resolve().parents[2]  # cbir/stages/bench.py -> the repository
+PARTS = ("encode", "write", "latency", "search", "evaluation", "web", "verify")
 MODEL_PARTS = {"encode", "write", "latency"}  # need at least one real model
 
 
@@ -43,6 +44,8 @@ class Sizes:
     evaluation_topics: int = 10_000
     web_clients: int = 20
     web_seconds: float = 10.0
+    verify_distractors: int = 500  # the copy dev set `verify` builds (benchmarks/copydays.py)
+    verify_queries: int = 0  # 0: every copy (99)
 
 
 FULL = Sizes()
@@ -55,6 +58,8 @@ QUICK = Sizes(
     evaluation_topics=100,
     web_clients=2,
     web_seconds=1.0,
+    verify_distractors=30,
+    verify_queries=9,
 )
 
 

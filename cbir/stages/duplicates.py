@@ -30,6 +30,9 @@ from indexing.local_store import LocalStore
 from indexing.stores.urls import open_store
 
 DEFAULT_THRESHOLD = 0.9
+# A pair is confirmed with at least 6 inliers: re-ranking (validated with 4) only orders
+# candidates, while a duplicate pair is a yes/no answer (not chosen on a dev set).
+DUPLICATE_MIN_INLIERS = 6
 _BLOCK = 1024  # rows of the cosine matrix computed at once (1024 x n float32)
 
 
@@ -118,7 +121,7 @@ def find_duplicates(
     """Exact and near-duplicate groups of the index at `store_url` (default CBIR_STORE)."""
     if not -1.0 <= threshold <= 1.0:
         raise CbirError(f"--threshold is a cosine, from -1 to 1; got {threshold}")
-    params = params or VerifyParams()
+    params = params or VerifyParams(min_inliers=DUPLICATE_MIN_INLIERS)
     clock = Stopwatch()
     url = store_url or settings.store
     with open_store(url, settings) as store:

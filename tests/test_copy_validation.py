@@ -1,0 +1,52 @@
+"""Choosing `+gv` parameters on validation: re-ranking and scoring of cached inlier counts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from benchmarks.copy_validation import Case, _key, grid_json, score
+from indexing.stores.base import Hit
+
+
+def _case(doc_id: str, label: str, transform: str, labels: list[str]) -> Case:
+    hits = [Hit(f"{lab}-{i}", 1.0 - i / 10, lab, None, "train") for i, lab in enumerate(labels)]
+    original = next(h.doc_id for h in hits if h.label == label)
+    return Case(doc_id, label, transform, original, hits, [], [None] * len(hits))
+
+
+def test_score_reranks_by_inliers_with_min_inliers_and_top():
+    cases = [
+        _case("q1", "a", "rot90", ["x", "y", "a", "z"]),  # the original third
+        _case("q2", "b", "crop", ["b", "x", "y", "z"]),  # already first
+    ]
+    inliers = np.array([[5, 0, 9, 0], [0, 7, 0, 0]])
+    # min 6: q1's original (9) rises; q2's distractor (7) beats its unverified original
+    result = score(cases, inliers, top=4, min_inliers=6)
+    assert result["per_transform"] == {"crop": 0.0, "rot90": 1.0}
+    assert result["top1"] == 0.5 and result["top1_worst"] == 0.0
+    # min 8: the 7 counts as none, q2 keeps its first ranking
+    assert score(cases, inliers, top=4, min_inliers=8)["top1"] == 1.0
+    # top 2: q1's original (third) is not re-ranked, its distractor with 5 < 6 keeps rank 1
+    assert score(cases, inliers, top=2, min_inliers=6)["per_transform"]["rot90"] == 0.0
+    # µAP of the pooled top 10: q1's original 9 + 0.5 * 2/5 = 9.2 first; then q1's distractor
+    # x (0 + 0.5 * 4/5) ties with q2's unverified original b (0.4): non-matches first in a tie
+    assert score(cases, inliers, top=4, min_inliers=8)["micro_ap"] == round((1 + 2 / 3) / 2, 4)
+
+
+def test_choice_prefers_accuracy_then_fewer_keypoints():
+    row = {"top1": 1.0, "top1_worst": 1.0, "micro_ap": 0.991, "keypoints": 500, "top": 100,
+           "min_inliers": 6, "max_iters": 2000}  # fmt: skip
+    cheaper = {**row, "keypoints": 256, "micro_ap": 0.994}
+    worse = {**row, "keypoints": 128, "top1": 0.99}
+    assert max([row, cheaper, worse], key=_key) is cheaper
+    assert max([row, {**row, "top": 50}], key=_key) is row
+    assert max([row, {**row, "max_iters": 500}], key=_key)["max_iters"] == 500
+
+
+def test_grid_json_has_one_line_per_row_and_reads_back():
+    result = {"queries": 2, "best": {"top1": 1.0}, "rows": [{"top1": 1.0}, {"top1": 0.5}]}
+    text = grid_json(result)
+    assert json.loads(text) == result
+    assert '  {"top1": 0.5}' in text.splitlines()

@@ -58,8 +58,14 @@ def test_train_bovw_bad_input_is_one_line(cli, folder, tmp_path):
     assert code == 2 and "does not exist" in err
     # Explicit options that cannot go together are refused (defaults by size never override).
     args = ["--vocabulary-size", "1024", "--pca-dim", "0"]
-    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, *args)
+    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, *args, "--pyramid")
     assert code == 2 and "4,096" in err
+    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, "--recipe", "cifar",
+                       *args)  # fmt: skip
+    assert code == 2 and "4,096" in err
+    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, "--recipe", "cifar",
+                       "--working-side", "640")  # fmt: skip
+    assert code == 2 and "photo recipe only" in err
 
 
 @pytest.mark.slow

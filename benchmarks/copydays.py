@@ -10,7 +10,7 @@ The clothing-dataset and COIL-100 images are not used (reserved for independent 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -98,6 +98,26 @@ def distractor(sources: Sequence[np.ndarray], rng: np.random.Generator) -> np.nd
     return cv2.resize(crop, (cw * 2, ch * 2)) if max(ch, cw) < 160 else crop.copy()
 
 
+def copy_images(
+    *,
+    originals: Sequence[str] = ORIGINALS,
+    transforms: Sequence[str] = TRANSFORMS,
+    distractors: int = 200,
+    seed: int = 0,
+    sources: Sequence[str] = DISTRACTOR_SOURCES,
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(relative path, uint8 RGB image) of the dev set, in the layout of the module docstring."""
+    rng = np.random.default_rng(seed)
+    for name in originals:
+        image = photo(name)
+        yield f"train/{name}/original.jpg", image
+        for transform in transforms:
+            yield f"test/{name}/{transform}.jpg", transformed(image, transform, rng)
+    pictures = [photo(n) for n in sources]
+    for i in range(distractors):
+        yield f"train/distractor-{i:05d}/d.jpg", distractor(pictures, rng)
+
+
 def write_copy_folder(
     root: Path,
     *,
@@ -106,18 +126,15 @@ def write_copy_folder(
     distractors: int = 200,
     seed: int = 0,
     writer: Callable[[Path, np.ndarray], None] | None = None,
+    sources: Sequence[str] = DISTRACTOR_SOURCES,
 ) -> Path:
     """Write the dev set under `root` (see the module docstring); returns `root`."""
-    rng = np.random.default_rng(seed)
     write = writer or _write_jpeg
-    for name in originals:
-        image = photo(name)
-        write(root / "train" / name / "original.jpg", image)
-        for transform in transforms:
-            write(root / "test" / name / f"{transform}.jpg", transformed(image, transform, rng))
-    sources = [photo(n) for n in DISTRACTOR_SOURCES]
-    for i in range(distractors):
-        write(root / "train" / f"distractor-{i:05d}" / "d.jpg", distractor(sources, rng))
+    for relpath, image in copy_images(
+        originals=originals, transforms=transforms, distractors=distractors, seed=seed,
+        sources=sources,
+    ):  # fmt: skip
+        write(root / relpath, image)
     return root
 
 

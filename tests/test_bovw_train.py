@@ -41,6 +41,9 @@ def test_train_bovw_fits_lists_and_then_skips(cli, folder, home):
     assert report["images"] == 31 and report["words"] == 16
     assert report["doc_ids_without_descriptors"] == ["train/red/flat.png"]
     fingerprint = load_extractor(model_dir).fingerprint
+    assert "recipe: photo" in out  # a folder gets the photo recipe, stated in the model's files
+    assert json.loads((model_dir / "extractor.json").read_text())["params"]["recipe"] == "photo"
+    assert json.loads((model_dir / "training.json").read_text())["recipe"] == "photo"
 
     code, out, _ = cli(*args)
     assert code == 0 and "already in" in out and fingerprint in out
@@ -69,7 +72,8 @@ def test_train_bovw_bad_input_is_one_line(cli, folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_and_in_process_encoding_give_identical_vectors(folder, settings, tmp_path):
+@pytest.mark.parametrize("recipe", ["cifar", "photo"])
+def test_ray_and_in_process_encoding_give_identical_vectors(folder, settings, tmp_path, recipe):
     result = train_bovw(
         settings,
         "folder",
@@ -77,7 +81,9 @@ def test_ray_and_in_process_encoding_give_identical_vectors(folder, settings, tm
         params={"vocabulary_size": 16, "pca_dim": 8, "colour_words": 8},
         images=100,
         show_progress=False,
+        recipe=recipe,
     )
+    assert load_extractor(result.model_dir).config.recipe == recipe
     ds = FolderDataset(folder)
     models = {"bovw": result.model_dir}
 

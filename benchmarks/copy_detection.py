@@ -2,9 +2,11 @@
 the time to verify a query against 100 candidates.
 
     PYTHONPATH=. python -m benchmarks.copy_detection --distractors 500 --root /tmp/copies
+    PYTHONPATH=. python -m benchmarks.copy_detection --root /tmp/copies --bovw --bovw-recipe cifar
 
-Indexes the dev set with the shipped CNN (and a BoVW trained on its train split with
---bovw), with local features; then searches every copy with each method and reports whether
+Indexes the dev set with the shipped CNN (and, with --bovw, a BoVW trained on its train split
+as `cbir train bovw --dataset folder` does: the photo recipe unless --bovw-recipe cifar; each
+recipe gets its own CBIR_HOME under --root, the data folder is shared), with local features; then searches every copy with each method and reports whether
 the original comes first. Times are medians (and p95) over the queries, measured in the same
 run: the unverified search (reference), the query's two local views (as given and mirrored),
 and the verification of 100 candidates (reading their stored features, matching, RANSAC on
@@ -25,6 +27,7 @@ import numpy as np
 from benchmarks.copydays import write_copy_folder
 from cbir.core.config import Settings
 from cbir.stages.index import index_dataset
+from features.registry import load_extractor
 from features.verify import verify_many
 from indexing.datasets import FolderDataset
 from indexing.local_store import LocalOptions
@@ -32,17 +35,29 @@ from indexing.search import SearchService
 from indexing.verified_search import query_views
 
 
-def run(root: Path, distractors: int, seed: int = 0, bovw: bool = False) -> dict:
+def run(
+    root: Path, distractors: int, seed: int = 0, bovw: bool = False, recipe: str | None = None
+) -> dict:
     """Build, index and search the dev set under `root`; returns the figures (JSON-ready)."""
     data = root / "data"
     if not data.exists():
         write_copy_folder(data, distractors=distractors, seed=seed)
-    settings = Settings.resolve(env={}, home=root / "home")
+    home = root / ("home" if not bovw else f"home-bovw-{recipe or 'photo'}")
+    settings = Settings.resolve(env={}, home=home)
     methods = ["cnn"]
+    bovw_train = {}
     if bovw:
         from cbir.stages.train_bovw import train_bovw
 
-        train_bovw(settings, dataset="folder", data=str(data), show_progress=False)
+        start = time.perf_counter()
+        trained = train_bovw(
+            settings, dataset="folder", data=str(data), show_progress=False, recipe=recipe
+        )
+        bovw_train = {
+            "bovw_recipe": trained.recipe,
+            "bovw_train_seconds": round(time.perf_counter() - start, 1),
+            "bovw_dim": load_extractor(trained.model_dir).dim,
+        }
         methods.append("bovw")
     start = time.perf_counter()
     index_dataset(
@@ -84,6 +99,7 @@ def run(root: Path, distractors: int, seed: int = 0, bovw: bool = False) -> dict
         "documents": len(ds.records("train")),
         "queries": len(queries),
         "index_seconds": round(index_seconds, 1),
+        **bovw_train,
         "top1": {
             m: {
                 "all": round(float(np.mean([x for v in t.values() for x in v])), 3),
@@ -109,8 +125,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--distractors", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bovw", action="store_true", help="also train and evaluate BoVW")
+    parser.add_argument(
+        "--bovw-recipe",
+        choices=["cifar", "photo"],
+        help="BoVW recipe (default photo, as for folders)",
+    )
     args = parser.parse_args(argv)
-    figures = run(args.root, args.distractors, args.seed, args.bovw)
+    figures = run(args.root, args.distractors, args.seed, args.bovw, args.bovw_recipe)
     print(json.dumps(figures, indent=2))
 
 

@@ -72,9 +72,9 @@ class BovwConfig:
     seed: int = 0
     # photo recipe only: SIFT on the whole image, long side brought into [min_working_side,
     # working_side] px (features/local.py), at most max_keypoints detector keypoints
-    working_side: int = 800
+    working_side: int = 640
     min_working_side: int = 320
-    max_keypoints: int = 1000
+    max_keypoints: int = 500
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pyramid", _levels(self.pyramid, "pyramid"))

@@ -38,9 +38,9 @@ class PhotoSampler:
     def __init__(
         self,
         sampling: Sampling | str = Sampling.DETECTOR,
-        max_side: int = 800,
+        max_side: int = 640,
         min_side: int = 320,
-        max_keypoints: int = 1000,
+        max_keypoints: int = 500,
         grid_step: int = 24,
         grid_margin: int = 16,
         keypoint_size: float = 16.0,

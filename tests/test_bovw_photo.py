@@ -108,7 +108,7 @@ def test_photo_recipe_is_deterministic_in_any_batch(train_photos):
     batch = model.encode(images)
     np.testing.assert_array_equal(batch[2], model.encode(images[2:])[0])
     np.testing.assert_array_equal(batch, again.encode(images))
-    assert model.input_side == 800 and model.dim == 32
+    assert model.input_side == 640 and model.dim == 32
 
 
 def test_photo_recipe_saves_its_recipe_and_loads(train_photos, tmp_path):

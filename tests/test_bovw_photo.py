@@ -133,7 +133,7 @@ def test_recipe_options_are_checked():
     with pytest.raises(ModelError, match="recipe must be one of"):
         BovwConfig(recipe="film")
     with pytest.raises(ModelError, match="photo recipe only"):
-        BovwConfig(working_side=640)
+        BovwConfig(working_side=800)
     with pytest.raises(ModelError, match="min_working_side"):
         BovwConfig(**recipe_params("photo", {"working_side": 200}))
     with pytest.raises(ModelError, match="RootSIFT"):

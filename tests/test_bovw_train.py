@@ -67,7 +67,7 @@ def test_train_bovw_bad_input_is_one_line(cli, folder, tmp_path):
                        *args)  # fmt: skip
     assert code == 2 and "4,096" in err
     code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, "--recipe", "cifar",
-                       "--working-side", "640")  # fmt: skip
+                       "--working-side", "800")  # fmt: skip
     assert code == 2 and "photo recipe only" in err
 
 

@@ -6,7 +6,9 @@ and the time to verify a query against 100 candidates.
 
 Indexes the dev set with the product's folder default CNN (EfficientNet-Lite0 ImageNet,
 indexing.models.folder_cnn_model; `--cnn cifar` takes the shipped CIFAR-10 network as a
-reference) and a BoVW trained on its train split with `--bovw`, with local features; then
+reference) and a BoVW trained on its train split with `--bovw` (as `cbir train bovw
+--dataset folder` does: the photo recipe unless `--bovw-recipe cifar`; each recipe gets its
+own home under --root, the data folder is shared), with local features; then
 searches every copy with each method and its `+gv` re-ranking (the defaults of
 features/verify.py, chosen on the validation split by benchmarks/copy_validation.py) and
 reports whether the original comes first, and µAP over the top 10 of every query
@@ -58,6 +60,7 @@ def prepare(
     cnn: FirstStage = FirstStage.LITE0,
     bovw: bool = False,
     local: LocalOptions | None = None,
+    recipe: str | None = None,
 ) -> tuple[Settings, Path, list[str], float]:
     """Write (once) and index (resumably) a dev set under `root`.
 
@@ -67,13 +70,16 @@ def prepare(
     if not (root / COMPLETE).exists():
         write_split(data, split, distractors, seed=seed, cifar=cifar)
         (root / COMPLETE).write_text(json.dumps({"split": split, "distractors": distractors}))
-    settings = Settings.resolve(env={}, home=root / "home")
+    home = root / ("home" if not bovw else f"home-bovw-{recipe or 'photo'}")
+    settings = Settings.resolve(env={}, home=home)
     methods = ["cnn"]
     if bovw:
         from cbir.stages.train_bovw import train_bovw
 
         if not (settings.models_dir / "bovw").exists():
-            train_bovw(settings, dataset="folder", data=str(data), show_progress=False)
+            train_bovw(
+                settings, dataset="folder", data=str(data), show_progress=False, recipe=recipe
+            )
         methods.append("bovw")
     models = {"cnn": model_dir(settings, "cnn")} if cnn is FirstStage.CIFAR else {}
     start = time.perf_counter()
@@ -193,11 +199,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cifar", type=Path, help="CIFAR-10 JPEG archive: CIFAR distractors")
     parser.add_argument("--cnn", type=FirstStage, choices=list(FirstStage), default="lite0")
     parser.add_argument("--bovw", action="store_true", help="also train and evaluate BoVW")
+    parser.add_argument(
+        "--bovw-recipe",
+        choices=["cifar", "photo"],
+        help="BoVW recipe (default photo, as for folders)",
+    )
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     settings, data, methods, seconds = prepare(
         args.root, args.split, args.distractors, seed=args.seed, cifar=args.cifar,
-        cnn=args.cnn, bovw=args.bovw,
+        cnn=args.cnn, bovw=args.bovw, recipe=args.bovw_recipe,
     )  # fmt: skip
     figures = {"split": args.split.value, "cnn": args.cnn.value, "index_seconds": round(seconds, 1)}
     figures |= run(settings, data, methods)

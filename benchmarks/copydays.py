@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +172,26 @@ def cifar_images(archive: Path, part: str, n: int) -> list[np.ndarray]:
         raise ValueError(f"{archive} has only {len(chosen)} {part} images; {n} were asked")
     return [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
             for b in chosen]  # fmt: skip
+
+
+def copy_images(
+    *,
+    originals: Sequence[str] = ORIGINALS,
+    transforms: Sequence[str] = TRANSFORMS,
+    distractors: int = 200,
+    seed: int = 0,
+    sources: Sequence[str] = DISTRACTOR_SOURCES,
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(relative path, uint8 RGB image) of the dev set, in the layout of the module docstring."""
+    rng = np.random.default_rng(seed)
+    for name in originals:
+        image = photo(name)
+        yield f"train/{name}/original.jpg", image
+        for transform in transforms:
+            yield f"test/{name}/{transform}.jpg", transformed(image, transform, rng)
+    pictures = [photo(n) for n in sources]
+    for i in range(distractors):
+        yield f"train/distractor-{i:05d}/d.jpg", distractor(pictures, rng)
 
 
 def write_copy_folder(

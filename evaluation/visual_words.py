@@ -48,6 +48,10 @@ def word_patches(
     from features.vocabulary import nearest_words
 
     c = extractor.config
+    if c.is_photo:  # keypoints of varied size and angle on the whole image: no fixed patch
+        from features.base import ModelError
+
+        raise ModelError("word patches are drawn for the cifar recipe only; this model is 'photo'")
     features = extractor.describe(images)
     owner = np.concatenate(
         [np.full(len(d), i, np.int64) for i, d in enumerate(features.descriptors)]

@@ -21,6 +21,7 @@ import numpy as np
 from features.base import Extractor, ModelError, l2_normalise
 from features.bovw_config import BovwConfig
 from features.bovw_fit import ImageFeatures, fit_bovw
+from features.bovw_photo import PhotoSampler
 from features.bovw_report import VocabularyReport
 from features.colour import colour_cells, fit_colour_vocabulary, lab_pixels
 from features.hog import hog_vector
@@ -49,6 +50,7 @@ class BovwExtractor(Extractor):
         self.sampler = SiftSampler(
             c.sampling, c.upscale, c.grid_step, c.grid_margin, c.keypoint_size, c.mirror
         )
+        self.photo_sampler = _photo_sampler(c) if c.is_photo else None
         self.vocabulary: np.ndarray | None = None  # float32 (k, 128)
         self.idf: np.ndarray | None = None  # float32 (k,), ones when idf is off
         self.colour_vocabulary: np.ndarray | None = None  # float32 (colour_words, 3)
@@ -66,7 +68,7 @@ class BovwExtractor(Extractor):
 
     @property
     def input_side(self) -> int:
-        return self.config.side  # every channel starts from the side x side image
+        return self.config.input_side  # CIFAR: the side x side image; photo: the working side
 
     @property
     def params(self) -> dict[str, Any]:
@@ -133,15 +135,22 @@ class BovwExtractor(Extractor):
     # --- the pipeline, step by step (fit uses the same steps) ---------------------------
 
     def describe(self, images: Sequence[np.ndarray]) -> ImageFeatures:
-        """SIFT descriptors, Lab pixels and HOG of RGB uint8 images of any size."""
+        """SIFT descriptors, Lab pixels and HOG of RGB uint8 images of any size.
+
+        CIFAR recipe: SIFT on the side x side image upscaled; photo recipe: on the whole image
+        at its working resolution. Colour and HOG read the side x side image in both.
+        """
         import cv2
 
         c = self.config
         descriptors, labs, hogs = [], [], []
         for image in images:
             small = resize_square(image, c.side)
-            big = cv2.resize(small, (c.upscale, c.upscale), interpolation=cv2.INTER_LINEAR)
-            descriptors.append(self.sampler.describe(cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)))
+            if self.photo_sampler is not None:
+                descriptors.append(self.photo_sampler.describe(np.asarray(image, np.uint8)))
+            else:
+                big = cv2.resize(small, (c.upscale, c.upscale), interpolation=cv2.INTER_LINEAR)
+                descriptors.append(self.sampler.describe(cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)))
             if c.colour:
                 labs.append(lab_pixels(small))
             if c.hog:
@@ -153,7 +162,12 @@ class BovwExtractor(Extractor):
         )
 
     def unit_descriptors(self, descriptors: np.ndarray) -> np.ndarray:
-        """float32 (m, 128) unit-length descriptors: RootSIFT, or L2-normalised SIFT."""
+        """float32 (m, 128) unit-length descriptors: RootSIFT, or L2-normalised SIFT.
+
+        The photo recipe's descriptors are already RootSIFT (quantised): only rescaled to unit length.
+        """
+        if self.config.is_photo:
+            return l2_normalise(descriptors.astype(np.float32))
         if self.config.root_sift:
             return root_sift(descriptors)
         return l2_normalise(descriptors.astype(np.float32))
@@ -249,6 +263,19 @@ class BovwExtractor(Extractor):
             self.colour_vocabulary = centres
             self.colour_sigma = np.array([sigma], dtype=np.float32)
         return len(descriptors)
+
+
+def _photo_sampler(c: BovwConfig) -> PhotoSampler:
+    return PhotoSampler(
+        c.sampling,
+        c.working_side,
+        c.min_working_side,
+        c.max_keypoints,
+        c.grid_step,
+        c.grid_margin,
+        c.keypoint_size,
+        c.mirror,
+    )
 
 
 __all__ = ["BovwConfig", "BovwExtractor", "ImageFeatures", "VocabularyReport"]

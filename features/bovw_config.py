@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import enum
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from features.base import ModelError
@@ -12,6 +13,18 @@ from features.sift import Sampling
 MAX_DIM = 4096  # Elasticsearch's dense_vector limit; every stored vector fits it.
 
 Levels = tuple[tuple[int, float], ...]
+
+
+class Recipe(enum.StrEnum):
+    """Where SIFT looks: CIFAR's 32-px thumbnail (dense, upright) or the whole photo (keypoints)."""
+
+    CIFAR = "cifar"
+    PHOTO = "photo"
+
+
+# Fields that only the photo recipe reads; a CIFAR config leaves them out of its parameters,
+# so models saved before the photo recipe existed keep their parameters and fingerprints.
+PHOTO_FIELDS = ("recipe", "working_side", "min_working_side", "max_keypoints")
 
 
 def _levels(value: Any, name: str) -> Levels:
@@ -31,6 +44,7 @@ def _levels(value: Any, name: str) -> Levels:
 class BovwConfig:
     """Every BoVW parameter; defaults are the recipe measured on CIFAR-10 (README, BoVW)."""
 
+    recipe: str = Recipe.CIFAR.value
     side: int = 32  # images are first resized to side x side (CIFAR's own size)
     upscale: int = 64  # SIFT runs on the gray image upscaled to this side
     sampling: str = Sampling.DENSE.value
@@ -56,6 +70,11 @@ class BovwConfig:
     hog_weight: float = 1.3
     pca_dim: int = 2048  # 0 = no PCA (then the raw vector must fit MAX_DIM)
     seed: int = 0
+    # photo recipe only: SIFT on the whole image, long side brought into [min_working_side,
+    # working_side] px (features/local.py), at most max_keypoints detector keypoints
+    working_side: int = 640
+    min_working_side: int = 320
+    max_keypoints: int = 500
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pyramid", _levels(self.pyramid, "pyramid"))
@@ -65,6 +84,12 @@ class BovwConfig:
         except ValueError:
             choices = ", ".join(s.value for s in Sampling)
             raise ModelError(f"sampling must be one of {choices}, got {self.sampling!r}") from None
+        try:
+            object.__setattr__(self, "recipe", Recipe(self.recipe).value)
+        except ValueError:
+            choices = ", ".join(r.value for r in Recipe)
+            raise ModelError(f"recipe must be one of {choices}, got {self.recipe!r}") from None
+        self._check_recipe()
         for name in ("side", "upscale", "grid_step", "vocabulary_size", "knn", "colour_words"):
             if int(getattr(self, name)) < 1:
                 raise ModelError(f"{name} must be at least 1, got {getattr(self, name)!r}")
@@ -79,6 +104,36 @@ class BovwConfig:
                 f"BoVW vectors would have {self.dim:,} dimensions, more than the {MAX_DIM:,} "
                 "a dense_vector field allows; set pca_dim (e.g. 2048) or a smaller vocabulary"
             )
+
+    def _check_recipe(self) -> None:
+        if self.recipe == Recipe.PHOTO:
+            if not self.root_sift:
+                raise ModelError(
+                    "the photo recipe uses RootSIFT (features/local.py); drop --no-root-sift"
+                )
+            if not 1 <= self.min_working_side <= self.working_side:
+                raise ModelError(
+                    f"need 1 <= min_working_side <= working_side, got {self.min_working_side} "
+                    f"and {self.working_side}"
+                )
+            if self.max_keypoints < 1:
+                raise ModelError(f"max_keypoints must be at least 1, got {self.max_keypoints}")
+            return
+        defaults = {f.name: f.default for f in fields(self)}
+        changed = [n for n in PHOTO_FIELDS[1:] if getattr(self, n) != defaults[n]]
+        if changed:
+            raise ModelError(
+                f"{', '.join(changed)} apply to the photo recipe only (recipe='photo')"
+            )
+
+    @property
+    def is_photo(self) -> bool:
+        return self.recipe == Recipe.PHOTO
+
+    @property
+    def input_side(self) -> int:
+        """Short side (px) the decoder may reduce an image to without losing what SIFT uses."""
+        return self.working_side if self.is_photo else self.side
 
     @property
     def sift_grid(self) -> int:
@@ -114,6 +169,9 @@ class BovwConfig:
     def to_params(self) -> dict[str, Any]:
         """JSON-ready parameters: `BovwConfig(**to_params())` rebuilds this config."""
         params = asdict(self)
+        if not self.is_photo:
+            for name in PHOTO_FIELDS:
+                del params[name]
         params["pyramid"] = [list(p) for p in self.pyramid]
         params["colour_pyramid"] = [list(p) for p in self.colour_pyramid]
         return params

@@ -18,13 +18,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from features.bovw_config import MAX_DIM, BovwConfig
+from features.bovw_config import MAX_DIM, BovwConfig, Recipe
 
 SAMPLE_IMAGES = 10_000  # CIFAR-10's recipe: images sampled for the fit and for k-means
 MAX_WORDS = 1024
 MIN_WORDS = 16
 DESCRIPTORS_PER_WORD = 32
 PCA_DIM = 2048
+
+# The photo recipe (docs/bovw.md, "Photos"): SIFT keypoints of the whole image; the spatial
+# pyramids and HOG of a 32-px thumbnail are dropped because they change when the image turns.
+PHOTO_PRESET: dict[str, Any] = {
+    "recipe": Recipe.PHOTO.value,
+    "sampling": "detector",
+    "pyramid": [[1, 1.0]],
+    "hog": False,
+    "colour_pyramid": [[1, 1.0]],
+    "grid_step": 24,  # dense option: working pixels between grid points
+    "grid_margin": 16,
+    "keypoint_size": 16.0,
+}
+
+
+def recipe_params(recipe: Recipe | str, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`given` BovwConfig fields over the recipe's own defaults (CIFAR: BovwConfig's)."""
+    recipe = Recipe(recipe)
+    preset = PHOTO_PRESET if recipe is Recipe.PHOTO else {}
+    return {**preset, **(given or {}), "recipe": recipe.value}
+
 
 # The options the rule chooses, as BovwConfig fields (`images` is the train sample size).
 SIZED = ("images", "vocabulary_size", "vocabulary_images", "pca_dim")

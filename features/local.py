@@ -87,17 +87,8 @@ def working_scale(shape: tuple[int, ...], max_side: int, min_side: int) -> float
     return 1.0
 
 
-def extract_local(
-    image: np.ndarray,
-    *,
-    max_side: int = DEFAULT_MAX_SIDE,
-    min_side: int = DEFAULT_MIN_SIDE,
-    max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
-) -> LocalFeatures:
-    """RootSIFT keypoints of `image` (uint8 RGB (h, w, 3) or gray (h, w)), at most `max_keypoints`.
-
-    A flat image gives no keypoints (an empty LocalFeatures), never an error.
-    """
+def working_gray(image: np.ndarray, max_side: int, min_side: int) -> tuple[np.ndarray, float]:
+    """uint8 gray (h', w') of `image` at its working resolution, and the scale applied to it."""
     import cv2
 
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
@@ -112,6 +103,23 @@ def extract_local(
         size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
         gray = cv2.resize(gray, size, interpolation=interpolation)
+    return gray, scale
+
+
+def extract_local(
+    image: np.ndarray,
+    *,
+    max_side: int = DEFAULT_MAX_SIDE,
+    min_side: int = DEFAULT_MIN_SIDE,
+    max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
+) -> LocalFeatures:
+    """RootSIFT keypoints of `image` (uint8 RGB (h, w, 3) or gray (h, w)), at most `max_keypoints`.
+
+    A flat image gives no keypoints (an empty LocalFeatures), never an error.
+    """
+    import cv2
+
+    gray, scale = working_gray(image, max_side, min_side)
     shape = (int(gray.shape[0]), int(gray.shape[1]))
     sift = cv2.SIFT_create(nfeatures=max_keypoints)
     keypoints, descriptors = sift.detectAndCompute(gray, None)

@@ -41,6 +41,9 @@ def test_train_bovw_fits_lists_and_then_skips(cli, folder, home):
     assert report["images"] == 31 and report["words"] == 16
     assert report["doc_ids_without_descriptors"] == ["train/red/flat.png"]
     fingerprint = load_extractor(model_dir).fingerprint
+    assert "recipe: photo" in out  # a folder gets the photo recipe, stated in the model's files
+    assert json.loads((model_dir / "extractor.json").read_text())["params"]["recipe"] == "photo"
+    assert json.loads((model_dir / "training.json").read_text())["recipe"] == "photo"
 
     code, out, _ = cli(*args)
     assert code == 0 and "already in" in out and fingerprint in out
@@ -58,12 +61,19 @@ def test_train_bovw_bad_input_is_one_line(cli, folder, tmp_path):
     assert code == 2 and "does not exist" in err
     # Explicit options that cannot go together are refused (defaults by size never override).
     args = ["--vocabulary-size", "1024", "--pca-dim", "0"]
-    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, *args)
+    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, *args, "--pyramid")
     assert code == 2 and "4,096" in err
+    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, "--recipe", "cifar",
+                       *args)  # fmt: skip
+    assert code == 2 and "4,096" in err
+    code, _, err = cli("train", "bovw", "--dataset", "folder", "--data", folder, "--recipe", "cifar",
+                       "--working-side", "800")  # fmt: skip
+    assert code == 2 and "photo recipe only" in err
 
 
 @pytest.mark.slow
-def test_ray_and_in_process_encoding_give_identical_vectors(folder, settings, tmp_path):
+@pytest.mark.parametrize("recipe", ["cifar", "photo"])
+def test_ray_and_in_process_encoding_give_identical_vectors(folder, settings, tmp_path, recipe):
     result = train_bovw(
         settings,
         "folder",
@@ -71,7 +81,9 @@ def test_ray_and_in_process_encoding_give_identical_vectors(folder, settings, tm
         params={"vocabulary_size": 16, "pca_dim": 8, "colour_words": 8},
         images=100,
         show_progress=False,
+        recipe=recipe,
     )
+    assert load_extractor(result.model_dir).config.recipe == recipe
     ds = FolderDataset(folder)
     models = {"bovw": result.model_dir}
 

@@ -1,5 +1,8 @@
 """The `cbir train bovw` stage: fit BoVW on a seeded sample of the train split and save it.
 
+The recipe follows the dataset unless given: CIFAR-10 keeps its measured 32-px recipe, any
+other dataset (a folder of photos) gets the photo recipe (docs/bovw.md, "Photos").
+
 Idempotent: when the model directory already holds a model with the same parameters,
 fitted on the same sample of the same data (dataset fingerprint), it is kept as it is.
 """
@@ -18,12 +21,12 @@ from cbir.core.errors import DatasetError
 from cbir.core.progress import Stopwatch, progress, summary_line
 from features.base import MANIFEST, ModelError, read_manifest
 from features.bovw import BovwExtractor
-from features.bovw_config import BovwConfig
-from features.bovw_defaults import SizedDefaults, sized_defaults
+from features.bovw_config import BovwConfig, Recipe
+from features.bovw_defaults import SizedDefaults, recipe_params, sized_defaults
 from features.bovw_report import VocabularyReport
 from features.imaging import ImageDecodeError
 from indexing.dataset_kinds import open_dataset
-from indexing.datasets import Dataset, ImageRecord, index_side
+from indexing.datasets import Dataset, DatasetKind, ImageRecord, index_side
 
 TRAINING_FILE = "training.json"
 
@@ -40,6 +43,7 @@ class TrainResult:
     report: VocabularyReport | None = None
     unreadable: list[str] | None = None
     defaults: SizedDefaults | None = None
+    recipe: str = Recipe.CIFAR.value
 
     @property
     def summary(self) -> str:
@@ -58,12 +62,14 @@ def train_bovw(
     out: Path | str | None = None,
     force: bool = False,
     show_progress: bool = True,
+    recipe: Recipe | str | None = None,
 ) -> TrainResult:
     """Fit BoVW with `params` (BovwConfig fields) on at most `images` train images drawn
     with the model's seed, and save it to `out` (default `$CBIR_HOME/models/bovw`).
 
     Sample size, vocabulary size, k-means images and PCA dimension not given are chosen by
-    the collection's size (features.bovw_defaults). Never reads the test split.
+    the collection's size (features.bovw_defaults); `recipe` None picks it from the dataset
+    (`default_recipe`). Never reads the test split.
     """
     clock = Stopwatch()
     if images is not None and images < 1:
@@ -73,7 +79,8 @@ def train_bovw(
     records = index_side(ds)
     if not records:
         raise DatasetError(f"{ds.source} has no train images to fit BoVW on")
-    sized = sized_defaults(len(records), params, images)
+    recipe = Recipe(recipe) if recipe is not None else default_recipe(ds.name)
+    sized = sized_defaults(len(records), recipe_params(recipe, params), images)
     extractor, images = BovwExtractor(**sized.params), sized.images
     training = {
         "dataset": ds.name,
@@ -84,7 +91,9 @@ def train_bovw(
     }
     existing = _existing(model_dir, extractor, training)
     if existing and not force:
-        return TrainResult(model_dir, existing, True, 0, clock.seconds, defaults=sized)
+        return TrainResult(
+            model_dir, existing, True, 0, clock.seconds, defaults=sized, recipe=recipe.value
+        )
 
     rng = np.random.default_rng(extractor.config.seed)
     chosen = [
@@ -103,6 +112,7 @@ def train_bovw(
     report.write(model_dir)
     training["unreadable"] = unreadable
     training["defaults_by_size"] = sized.chosen  # written after the comparison: a record only
+    training["recipe"] = recipe.value
     (model_dir / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n")
     return TrainResult(
         model_dir,
@@ -113,7 +123,13 @@ def train_bovw(
         report,
         unreadable,
         sized,
+        recipe.value,
     )
+
+
+def default_recipe(dataset: str) -> Recipe:
+    """CIFAR-10 keeps the 32-px recipe it was measured with; photos get the photo recipe."""
+    return Recipe.CIFAR if dataset == DatasetKind.CIFAR10.value else Recipe.PHOTO
 
 
 def _existing(model_dir: Path, extractor: BovwExtractor, training: dict) -> str | None:

@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
         cnn=args.cnn, bovw=args.bovw, recipe=args.bovw_recipe,
     )  # fmt: skip
     figures = {"split": args.split.value, "cnn": args.cnn.value, "index_seconds": round(seconds, 1)}
-    figures |= run(settings, data, methods)
+    searched = [*methods, "fusion"] if len(methods) > 1 else methods  # RRF 1:1, untuned
+    figures |= run(settings, data, searched)
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

@@ -15,6 +15,7 @@ from features.backbone_extractor import BackboneExtractor, resize_centre_crop
 from features.backbones import preprocessing
 from features.base import read_manifest
 from features.registry import load_extractor
+from indexing.models import is_cifar_network
 
 
 def test_full_frame_keeps_the_whole_thumbnail():
@@ -76,6 +77,7 @@ def test_cifar_route_trains_every_stage_and_keeps_the_better_network(cli, home, 
     assert card["train_images"] == 60 and card["validation_images"] == 20
     assert f"validation {measure}" in out
     assert len(json.loads((model_dir / VALIDATION_IDS).read_text())["doc_ids"]) == 20
+    assert is_cifar_network(model_dir)  # folders get the ImageNet default instead
     params = read_manifest(model_dir)["params"]
     assert params["full_frame"] is True and params["image_size"] == 64
 
@@ -90,3 +92,13 @@ def test_cifar_route_trains_every_stage_and_keeps_the_better_network(cli, home, 
     pretrained = BackboneExtractor.pretrained("efficientnet_lite0", image_size=64, full_frame=True)
     untouched = np.allclose(batch, pretrained.encode(thumbnails), atol=1e-6)
     assert untouched != card["trained"]
+
+
+def test_folders_pass_over_a_backbone_tuned_on_cifar(tmp_path):
+    for full_frame, dataset, expected in ((True, "cifar10", True), (False, "folder", False)):
+        model = BackboneExtractor.pretrained(
+            "efficientnet_lite0", image_size=32, full_frame=full_frame
+        )
+        directory = model.save(tmp_path / f"{dataset}-{full_frame}")
+        (directory / CARD_JSON).write_text(json.dumps({"dataset": dataset}))
+        assert is_cifar_network(directory) is expected

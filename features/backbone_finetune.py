@@ -90,8 +90,12 @@ def finetune(
     config: FinetuneConfig | None = None,
     val_fraction: float = 0.1,
     on_epoch: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> FinetuneReport:
-    """Fine-tune `extractor` in place on uint8 (n, crop, crop, 3) images with int labels (n,)."""
+    """Fine-tune `extractor` in place on uint8 (n, crop, crop, 3) images with int labels (n,).
+
+    `on_step(step, total)` is called after every optimizer step of the second phase.
+    """
     config = config or FinetuneConfig()
     started = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -156,6 +160,8 @@ def finetune(
             optimizer.step()
             schedule.step()
             losses.append(loss.item())
+            if on_step:
+                on_step(schedule.last_epoch, steps)
         network.eval()
         scores = score()
         stats = {

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cbir.core.config import Settings
-from cbir.core.progress import Stopwatch
+from cbir.core.progress import Stopwatch, progress
 from evaluation.validation import validation_retrieval
 from features.backbone_extractor import BackboneExtractor, resize_centre_crop
 from features.backbone_finetune import FinetuneConfig, finetune
@@ -129,11 +129,19 @@ def _finetune(
             resize=lambda im: resize_centre_crop(im, extractor.prep),
         )
 
+    bar = progress(total=None, desc="fine-tune", unit="step", disable=not show_progress)
+
+    def on_step(step: int, total: int) -> None:
+        bar.total = total
+        bar.update(1)
+
     def on_epoch(stats: dict) -> None:
-        echo(
+        line = (
             f"epoch {stats['epoch']}  loss {stats['loss']:.4f}  "
             + "  ".join(f"{k} {v:.4f}" for k, v in stats.items() if k.startswith(("map", "P_")))
+            + f"  {stats['seconds']:.1f} s"
         )
+        bar.write(line) if show_progress else echo(line)
 
     report = finetune(
         extractor,
@@ -143,7 +151,9 @@ def _finetune(
         config,
         val_fraction,
         on_epoch,
+        on_step,
     )
+    bar.close()
     if report.best_epoch:
         extractor.weights_tag = f"{extractor.weights_tag}+finetuned:{ds.fingerprint[:12]}"
     out.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,8 @@ from cbir.core.config import Settings
 
 HELP = (
     "train the CIFAR embedding network on the train split (validation carved out of it), "
-    "or save a pretrained ImageNet backbone (--arch NAME; see docs/backbones.md), fine-tuned "
-    "on a labelled folder's train split when --dataset folder"
+    "or fine-tune a pretrained ImageNet backbone (--arch NAME; see docs/backbones.md) on the "
+    "train split of CIFAR-10 or a labelled folder (--epochs 0 saves it untouched)"
 )
 
 
@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backbone pooling: avg or gem (CNNs), cls or mean (ViTs); default per family",
     )
     parser.add_argument(
-        "--image-size", type=int, help="backbone crop side in pixels (default: the weights' own)"
+        "--image-size",
+        type=int,
+        help="backbone crop side in pixels (default: the weights' own; CIFAR-10: 64)",
     )
     parser.add_argument(
         "--epochs",

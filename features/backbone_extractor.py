@@ -59,10 +59,12 @@ class BackboneExtractor(Extractor):
         batch_size: int = 64,
         weights_tag: str | None = None,
         num_classes: int = 0,
+        full_frame: bool = False,
     ):
         self.arch = arch
         self.pooling = pooling_of(arch, pooling)
-        self.prep = preprocessing(arch, image_size)
+        self.full_frame = bool(full_frame)  # whole image resized to the crop (CIFAR-10)
+        self.prep = preprocessing(arch, image_size, self.full_frame)
         self.bf16 = bool(bf16)
         self.batch_size = int(batch_size)
         self.weights_tag = weights_tag
@@ -84,6 +86,8 @@ class BackboneExtractor(Extractor):
             "batch_size": self.batch_size,
             "weights_tag": self.weights_tag,
             "num_classes": self.num_classes,
+            # only when set, so that models saved before the option keep their fingerprints
+            **({"full_frame": True} if self.full_frame else {}),
         }
 
     @property
@@ -167,11 +171,14 @@ class BackboneExtractor(Extractor):
         pooling: str | None = None,
         image_size: int | None = None,
         bf16: bool = False,
+        full_frame: bool = False,
     ) -> BackboneExtractor:
         """A ready extractor around `arch`'s pretrained weights (see features/backbones.py)."""
         from features.backbone_nets import feature_net
 
-        extractor = cls(arch, pooling=pooling, image_size=image_size, bf16=bf16)
+        extractor = cls(
+            arch, pooling=pooling, image_size=image_size, bf16=bf16, full_frame=full_frame
+        )
         classifier, extractor.weights_tag = load_pretrained(arch, weights_file, allow_download)
         extractor.set_network(feature_net(arch, classifier, extractor.pooling))
         return extractor

@@ -110,8 +110,12 @@ def build_classifier(arch: str) -> nn.Module:
     return timm.create_model(backbone.timm_name, pretrained=False, **extra)
 
 
-def preprocessing(arch: str, image_size: int | None = None) -> Preprocess:
-    """The weights' own preprocessing (from their metadata); `image_size` scales the crop."""
+def preprocessing(arch: str, image_size: int | None = None, full_frame: bool = False) -> Preprocess:
+    """The weights' own preprocessing (from their metadata); `image_size` scales the crop.
+
+    `full_frame` resizes the short side straight to the crop size (no border cut away), for
+    thumbnails such as CIFAR-10's whose object fills the frame.
+    """
     backbone = spec(arch)
     if backbone.source == "torchvision":
         transform = default_weights(arch).transforms()
@@ -127,6 +131,8 @@ def preprocessing(arch: str, image_size: int | None = None) -> Preprocess:
         mean, std, interpolation = tuple(cfg["mean"]), tuple(cfg["std"]), cfg["interpolation"]
     if image_size and image_size != crop:
         resize, crop = round(resize * image_size / crop), image_size
+    if full_frame:
+        resize = crop
     return Preprocess(int(resize), int(crop), mean, std, str(interpolation))
 
 

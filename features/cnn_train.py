@@ -121,7 +121,7 @@ def network_digest(network: torch.nn.Module) -> hashlib._Hash:
     return digest
 
 
-def _translate_flip(
+def translate_flip(
     x: torch.Tensor, pad: int, flip: torch.Tensor, gen: torch.Generator
 ) -> torch.Tensor:
     """Shift each image by up to `pad` pixels (reflect padding), then flip where `flip` is set."""
@@ -332,7 +332,7 @@ def train_network(
         loss_sum, correct, seen = 0.0, 0, 0
         for i in range(steps_per_epoch):
             idx = order[i * bs : (i + 1) * bs]
-            xb = _translate_flip(xt[idx.to(device)], config.translate, flip[idx], gen)
+            xb = translate_flip(xt[idx.to(device)], config.translate, flip[idx], gen)
             if config.cutout > 0:
                 xb = _cutout(xb, config.cutout, gen)
             yb = yt[idx.to(device)]

@@ -56,15 +56,19 @@ CARD_JSON = "model_card.json"
 
 
 def is_cifar_network(directory: Path) -> bool:
-    """Whether `directory` holds the 32-px CIFAR network trained on CIFAR-10 (not on a folder)."""
-    manifest = read_manifest(directory)
-    if manifest["params"].get("arch", "cifarnet") != "cifarnet":
-        return False
+    """Whether `directory` holds a network made for CIFAR-10's 32-px thumbnails.
+
+    The CIFAR network trained on CIFAR-10 (not on a folder), or a backbone fine-tuned on
+    CIFAR-10 (its whole 32-px image upscaled, `full_frame`).
+    """
+    params = read_manifest(directory)["params"]
     card = directory / CARD_JSON
     try:
         dataset = json.loads(card.read_text()).get("dataset") if card.is_file() else None
     except (OSError, json.JSONDecodeError):
         dataset = None
+    if params.get("arch", "cifarnet") != "cifarnet":
+        return bool(params.get("full_frame")) and dataset == "cifar10"
     return dataset in (None, "cifar10")
 
 

@@ -8,8 +8,8 @@ from cbir.core.config import Settings
 
 HELP = (
     "train the CIFAR embedding network on the train split (validation carved out of it), "
-    "or save a pretrained ImageNet backbone (--arch NAME; see docs/backbones.md), fine-tuned "
-    "on a labelled folder's train split when --dataset folder"
+    "or fine-tune a pretrained ImageNet backbone (--arch NAME; see docs/backbones.md) on the "
+    "train split of CIFAR-10 or a labelled folder (--epochs 0 saves it untouched)"
 )
 
 
@@ -32,14 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backbone pooling: avg or gem (CNNs), cls or mean (ViTs); default per family",
     )
     parser.add_argument(
-        "--image-size", type=int, help="backbone crop side in pixels (default: the weights' own)"
+        "--image-size",
+        type=int,
+        help="backbone crop side in pixels (default: the weights' own; CIFAR-10: 64)",
     )
     parser.add_argument(
         "--epochs",
         type=int,
         help="training epochs (default 16; fine-tuning a backbone: 4 per phase, 0 saves it as is)",
     )
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="images per step (default 500; fine-tuning a backbone: 32 on a folder, 128 on CIFAR-10)",
+    )
     parser.add_argument("--lr", type=float, default=11.5, help="airbench-scaled learning rate")
     parser.add_argument("--weight-decay", type=float, default=0.0153)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="validation share of train")
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     config = TrainConfig(
         epochs=16 if args.epochs is None else args.epochs,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or 500,
         lr=args.lr,
         weight_decay=args.weight_decay,
         seed=args.seed,
@@ -123,5 +129,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         pooling=args.pooling,
         image_size=args.image_size,
         finetune_epochs=args.epochs,
+        finetune_batch_size=args.batch_size,
     )
     return 0

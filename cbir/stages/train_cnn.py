@@ -53,6 +53,7 @@ def train_cnn(
     pooling: str | None = None,
     image_size: int | None = None,
     finetune_epochs: int | None = None,
+    finetune_batch_size: int | None = None,
 ) -> Path:
     """Train the CIFAR network (or save or fine-tune a pretrained backbone) with its card.
 
@@ -74,6 +75,7 @@ def train_cnn(
             pooling=pooling,
             image_size=image_size,
             epochs=finetune_epochs,
+            batch_size=finetune_batch_size,
             val_fraction=val_fraction,
             command=command,
             echo=echo,

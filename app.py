@@ -172,6 +172,43 @@ def index() -> str:
     )
 
 
+@page.get("/duplicates")
+def duplicates() -> str:
+    """The groups of the last `cbir duplicates` report (its default place), keep suggested."""
+    from datetime import UTC, datetime
+
+    from cbir.stages.duplicates import default_report, read_report
+
+    path = default_report(settings())
+    error, report = None, None
+    try:
+        report = read_report(path)
+    except CbirError as exc:
+        error = str(exc)
+    shown = 200
+    for group in (report or {}).get("groups", [])[:shown]:
+        for member in group.get("members", []):
+            modified = member.get("modified")
+            member["modified_text"] = (
+                datetime.fromtimestamp(modified, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                if isinstance(modified, (int, float))
+                else None
+            )
+    return render_template(
+        "duplicates.html",
+        report=report,
+        path=path,
+        error=error,
+        shown=shown,
+        grid_size=current_app.config["CBIR_GRID_SIZE"],
+        written=(
+            datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if report is not None
+            else None
+        ),
+    )
+
+
 def client_config(service: SearchService | None) -> dict[str, Any]:
     """What the page's script needs to know (rendered into the page as JSON)."""
     methods = service.methods if service is not None else []

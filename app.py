@@ -7,6 +7,7 @@ on first use, through a ServiceHolder that retries while there is no index yet.
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import os
@@ -171,6 +172,43 @@ def index() -> str:
     )
 
 
+@page.get("/duplicates")
+def duplicates() -> str:
+    """The groups of the last `cbir duplicates` report (its default place), keep suggested."""
+    from datetime import UTC, datetime
+
+    from cbir.stages.duplicates import default_report, read_report
+
+    path = default_report(settings())
+    error, report = None, None
+    try:
+        report = read_report(path)
+    except CbirError as exc:
+        error = str(exc)
+    shown = 200
+    for group in (report or {}).get("groups", [])[:shown]:
+        for member in group.get("members", []):
+            modified = member.get("modified")
+            member["modified_text"] = (
+                datetime.fromtimestamp(modified, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                if isinstance(modified, (int, float))
+                else None
+            )
+    return render_template(
+        "duplicates.html",
+        report=report,
+        path=path,
+        error=error,
+        shown=shown,
+        grid_size=current_app.config["CBIR_GRID_SIZE"],
+        written=(
+            datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if report is not None
+            else None
+        ),
+    )
+
+
 def client_config(service: SearchService | None) -> dict[str, Any]:
     """What the page's script needs to know (rendered into the page as JSON)."""
     methods = service.methods if service is not None else []
@@ -189,6 +227,7 @@ def client_config(service: SearchService | None) -> dict[str, Any]:
         "scoreNames": SCORE_NAMES,
         "searchUrl": url_for("api.search"),
         "sampleUrl": url_for("api.sample"),
+        "whyUrl": url_for("api.why"),
         "sampleSize": current_app.config["CBIR_SAMPLE_SIZE"],
     }
 
@@ -323,17 +362,34 @@ def result_json(service: SearchService, result) -> dict[str, Any]:
 
 @api.get("/why")
 def why() -> Response:
-    """Why `result` matched `query` (doc ids): SVG of inlier lines, or JSON with ?format=json."""
+    """Why `result` matched `query` (doc ids): SVG of inlier lines, or JSON with ?format=json.
+
+    The SVG links the two images by URL; with `?embed=1` it carries them (512-px JPEG
+    thumbnails as data: URLs), so it also shows in an <img> (which loads nothing an SVG links)."""
     from indexing.match_figure import match_svg
 
     query_id, result_id = request.args.get("query"), request.args.get("result")
     if not query_id or not result_id:
         raise BadRequest("give the doc ids of both images: /api/why?query=ID&result=ID")
-    check, view, stored = open_service().explain(query_id, result_id)
+    embed = request.args.get("embed", "0")
+    if embed not in ("0", "1"):
+        raise BadRequest(f"embed must be 0 or 1, got {embed!r}")
+    service = open_service()
+    check, view, stored = service.explain(query_id, result_id)
     if request.args.get("format") == "json":
         return jsonify({"query": query_id, "result": result_id, **check.to_json()})
-    svg = match_svg(check, view, stored, image_url(query_id), image_url(result_id))
+    href = (lambda d: embedded_image(service, d)) if embed == "1" else image_url
+    svg = match_svg(check, view, stored, href(query_id), href(result_id))
     return Response(svg, mimetype="image/svg+xml")
+
+
+def embedded_image(service: SearchService, doc_id: str) -> str:
+    """A data: URL of the 512-px JPEG thumbnail of `doc_id`."""
+    try:
+        body, mimetype = image_bytes(thumbnails(), service, doc_id, "512", png_side=512)
+    except ImageDecodeError as exc:
+        raise NotFound(f"the image of {doc_id!r} cannot be read ({exc.reason})") from None
+    return f"data:{mimetype};base64,{base64.b64encode(body).decode('ascii')}"
 
 
 def image_url(doc_id: str) -> str:

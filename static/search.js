@@ -166,7 +166,9 @@
     }
   }
 
-  function scoreText(answer, score) {
+  function scoreText(answer, score, hit) {
+    // A +gv score is the inlier count plus a rank tie-break: say verified or not instead.
+    if (answer.score_kind === "inliers" && hit) return hit.verification ? "verified" : "not verified";
     const name = config.scoreNames[answer.score_kind] || answer.score_kind;
     const digits = answer.score_kind === "cosine" ? 3 : 4;
     return `${name} ${Number(score).toFixed(digits)}`;
@@ -277,7 +279,7 @@
         "span",
         { class: "meta" },
         el("span", { class: "rank", text: `#${hit.rank}` }),
-        el("span", { class: "score", text: scoreText(answer, hit.score) }),
+        el("span", { class: "score", text: scoreText(answer, hit.score, hit), title: `score ${hit.score}` }),
       ),
       el(
         "span",
@@ -287,8 +289,73 @@
       ),
       ...fileLines(hit),
       both && both.has(hit.id) ? el("span", { class: "badge both-badge", text: "in both" }) : null,
+      hit.verification ? el("span", { class: "inliers", text: verificationText(hit.verification) }) : null,
     );
-    return el("li", { class: classes.join(" ") }, link);
+    // "Why it matched" needs the query's doc id (/api/why verifies two known images).
+    const why =
+      hit.verification && answer.query.id
+        ? el("button", {
+            type: "button",
+            class: "why-button",
+            "data-result": hit.id,
+            "aria-label": `Why ${hit.name || hit.id} matched`,
+            text: "Why it matched",
+          })
+        : null;
+    if (why) why.addEventListener("click", () => openWhy(answer, hit, why));
+    return el("li", { class: classes.join(" ") }, link, why);
+  }
+
+  function verificationText(v) {
+    // The inlier count first (what re-ranked the hit), then the transform in words.
+    const parts = [`${v.inliers} inliers`];
+    if (v.angle !== null && v.angle !== undefined) parts.push(`${Math.round(v.angle)}°`);
+    if (v.scale !== null && v.scale !== undefined) parts.push(`×${Number(v.scale).toFixed(2)}`);
+    if (v.mirrored) parts.push("mirrored");
+    return parts.join(" · ");
+  }
+
+  function whyUrl(queryId, resultId, extra) {
+    const params = new URLSearchParams({ query: queryId, result: resultId, ...extra });
+    return `${config.whyUrl}?${params}`;
+  }
+
+  let whyOpener = null;
+
+  function openWhy(answer, hit, opener) {
+    const dialog = $("why");
+    const image = $("why-image");
+    const status = $("why-status");
+    const v = hit.verification;
+    whyOpener = opener;
+    $("why-text").textContent =
+      `Query ${answer.query.name || answer.query.id} (left) and result #${hit.rank} ` +
+      `${hit.name || hit.id} (right): ${v.inliers} inliers of ${v.matches} matches` +
+      (v.angle !== null ? `, rotation ${v.angle}°, scale ${v.scale}` : "") +
+      (v.mirrored ? ", the query mirrored" : "") +
+      ". Each line joins a point of the query to the point it maps to.";
+    image.alt =
+      `The query and the result side by side, ${v.inliers} lines joining the matching points`;
+    status.textContent = "Drawing the matches…";
+    image.onload = () => {
+      status.textContent = "";
+    };
+    image.onerror = async () => {
+      // The <img> cannot read the API's error: ask for it as JSON to say why.
+      let message = "the server could not draw it";
+      try {
+        const response = await fetch(whyUrl(answer.query.id, hit.id, { format: "json" }));
+        const body = await response.json();
+        if (body.error) message = body.error;
+      } catch (err) {
+        message = "the server cannot be reached";
+      }
+      status.textContent = `No figure: ${message}.`;
+    };
+    image.src = whyUrl(answer.query.id, hit.id, { embed: "1" });
+    $("why-link").href = whyUrl(answer.query.id, hit.id);
+    $("why-json").href = whyUrl(answer.query.id, hit.id, { format: "json" });
+    dialog.showModal();
   }
 
   function column(answer, both) {
@@ -304,6 +371,12 @@
         el("small", { text: ` ${answer.results.length} results · ${answer.took_ms.toFixed(0)} ms` }),
       ),
       quality ? el("p", { class: "quality", text: quality }) : null,
+      !answer.query.id && answer.results.some((hit) => hit.verification)
+        ? el("p", {
+            class: "help",
+            text: "Why it matched is drawn for a query from the collection: pick a result to search with it.",
+          })
+        : null,
       answer.results.length
         ? el("ol", { class: "grid" }, ...answer.results.map((hit) => hitItem(answer, hit, both)))
         : el("p", { text: "No results." }),
@@ -414,6 +487,15 @@
     search(true);
   }
   results.addEventListener("click", searchOnClick);
+  const whyDialog = $("why");
+  $("why-close").addEventListener("click", () => whyDialog.close());
+  whyDialog.addEventListener("click", (event) => {
+    if (event.target === whyDialog) whyDialog.close(); // a click on the backdrop
+  });
+  whyDialog.addEventListener("close", () => {
+    $("why-image").removeAttribute("src");
+    if (whyOpener && whyOpener.isConnected) whyOpener.focus();
+  });
   sampleGrid.addEventListener("click", searchOnClick);
   reshuffle.addEventListener("click", loadSample);
 

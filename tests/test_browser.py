@@ -239,3 +239,92 @@ def test_the_start_page_shows_a_sample_to_search_with(page, live_server):
     # Back to the start page: the sample is there again.
     page.go_back()
     expect(page.locator("#sample")).to_be_visible()
+
+
+@pytest.fixture(scope="module")
+def copies_server(tmp_path_factory):
+    """`cbir serve` on a small copy-detection folder indexed with local features (so `+gv`)."""
+    import os
+
+    from benchmarks.copydays import write_copy_folder
+    from benchmarks.server import cbir_serve
+    from benchmarks.toy_extractors import ThumbnailExtractor
+    from cbir.core.config import Settings
+    from cbir.stages.index import index_dataset
+    from indexing.datasets import FolderDataset
+    from indexing.local_store import LocalOptions
+
+    root = tmp_path_factory.mktemp("copies-web")
+    data = write_copy_folder(
+        root / "data", originals=("coffee", "rocket"), transforms=("rot90", "crop"), distractors=8
+    )
+    images = [FolderDataset(data).image(r) for r in FolderDataset(data).records("train")]
+    models = {"cnn": ThumbnailExtractor(4).fit(images).save(root / "models" / "cnn")}
+    settings = Settings.resolve(env={}, home=root / "home")
+    index_dataset(
+        settings, dataset="folder", data=str(data), methods=("cnn",), models=models, ray=None,
+        show_progress=False, local=LocalOptions(max_side=320, min_side=160, max_keypoints=150),
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CBIR_")}
+    env.update({"CBIR_HOME": str(settings.home), "CBIR_STORE": settings.store})
+    with cbir_serve(env=env, args=["--threads", "4"]) as url:
+        yield url, data
+
+
+def test_why_it_matched_opens_the_inlier_figure(page, copies_server):
+    from playwright.sync_api import expect
+
+    url, data = copies_server
+    query = "test/coffee/rot90.jpg"
+    page.goto(f"{url}?id={query}&method=cnn%2Bgv&k=10")
+    expect(grid_items(page)).to_have_count(10)
+    top = grid_items(page).first
+    result = top.locator("a").get_attribute("data-id")
+    assert result == "train/coffee/original.jpg"
+    # The inlier count on the hit is the API's, from the search and from /api/why.
+    searched = page.request.post(
+        f"{url}/api/search", data={"id": query, "method": "cnn+gv", "k": 10}
+    ).json()["results"][0]["verification"]
+    why = page.request.get(f"{url}/api/why?query={query}&result={result}&format=json").json()
+    assert searched["inliers"] == why["inliers"] >= 20
+    expect(top.locator(".inliers")).to_contain_text(f"{why['inliers']} inliers")
+    # Unverified hits (distractors) have neither a count nor a "why" button.
+    verified = grid_items(page).locator(".inliers").count()
+    expect(grid_items(page).locator(".why-button")).to_have_count(verified)
+    assert 1 <= verified < 10
+    scores = grid_items(page).locator(".score").all_inner_texts()
+    assert scores == ["verified"] * verified + ["not verified"] * (10 - verified)
+
+    button = top.get_by_role("button", name="Why original.jpg matched")
+    button.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Why it matched")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(f"{why['inliers']} inliers of {why['matches']} matches")
+    figure = page.locator("#why-image")
+    page.wait_for_function("() => document.getElementById('why-image').complete")
+    assert figure.evaluate("img => img.naturalWidth") > 0
+    expect(page.locator("#why-status")).to_have_text("")
+    # The photos are drawn inside the figure (opaque pixels in each), not only the lines.
+    alphas = figure.evaluate(
+        """img => {
+            const c = document.createElement("canvas");
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const ctx = c.getContext("2d");
+            ctx.drawImage(img, 0, 0);
+            return [[3, 3], [c.width - 3, 3], [c.width - 3, c.height - 3]]
+                .map(([x, y]) => ctx.getImageData(x, y, 1, 1).data[3]);
+        }"""
+    )
+    assert alphas[:2] == [255, 255] and alphas[2] == 0  # query, result; blank below the caption
+    expect(page.locator("#why-json")).to_have_attribute("href", re.compile("format=json"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(button).to_be_focused()
+
+    # An uploaded query: counts shown, no "why" (it needs a doc id), and the page says so.
+    drop(page, (data / "test" / "rocket" / "crop.jpg").read_bytes(), "crop.jpg", "image/jpeg")
+    expect(page.locator("#query-text")).to_contain_text("Uploaded image crop.jpg")
+    expect(grid_items(page).first.locator(".inliers")).to_contain_text("inliers")
+    expect(page.locator(".why-button")).to_have_count(0)
+    expect(page.locator("#results")).to_contain_text("Why it matched is drawn for a query")

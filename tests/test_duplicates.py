@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 
 import cv2
@@ -80,3 +81,36 @@ def test_unknown_method_says_what_to_do(settings, planted):
 
     with pytest.raises(CbirError, match="cbir index --method bovw"):
         find_duplicates(settings, method="bovw", show_progress=False)
+
+
+def test_the_page_shows_the_groups_with_the_keep_suggestion(settings, planted):
+    from app import create_app
+    from cbir.stages.duplicates import default_report
+
+    app = create_app({"TESTING": True, "CBIR_SETTINGS": settings, "CBIR_INDEX_RETRY_SECONDS": 0})
+    client = app.test_client()
+    missing = client.get("/duplicates")
+    assert missing.status_code == 200 and "No duplicates report yet" in missing.text
+    report = find_duplicates(settings, threshold=0.5, show_progress=False)
+    path = default_report(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report.write_json(path)
+    html = client.get("/duplicates").text
+    sections = re.findall(r'<section class="dup-group".*?</section>', html, re.S)
+    assert len(sections) == len(report.groups) >= 2
+    for group, section in zip(report.groups, sections, strict=True):
+        kept = re.findall(r'<li class="hit keep">\s*<a href="[^"]*" data-id="([^"]+)"', section)
+        assert kept == [group.keep]  # exactly one keep mark, on the suggested member
+        ids = re.findall(r'data-id="([^"]+)"', section)
+        assert sorted(ids) == sorted(m.doc_id for m in group.members)
+        assert section.count("copy</span>") == len(group.members) - 1
+    near = next(g for g in report.groups if g.kind == "near")
+    pair = next(p for p in near.pairs if p.inliers)
+    why = re.search(rf'href="(/api/why\?query={re.escape(pair.a)}&amp;result=[^"]+)"', html)
+    svg = client.get(why.group(1).replace("&amp;", "&"))
+    assert svg.mimetype == "image/svg+xml" and f"{pair.inliers} inliers" in svg.text
+    thumb = re.search(r'<img class="thumb" src="([^"]+)"', sections[0]).group(1)
+    assert client.get(thumb).mimetype == "image/jpeg"
+    path.write_text("{not json")
+    broken = client.get("/duplicates")
+    assert broken.status_code == 200 and "run `cbir duplicates` again" in broken.text

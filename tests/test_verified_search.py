@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import re
 import shutil
 from pathlib import Path
 
@@ -239,6 +241,14 @@ def test_why_it_matched_svg_and_json(settings, folder):
     assert svg.mimetype == "image/svg+xml"
     assert svg.text.count("<line ") == min(body["inliers"], 200)
     assert "/api/images/train/coffee/original.jpg" in svg.text
+    # embedded: the two images travel inside the SVG (an <img> loads nothing an SVG links)
+    embedded = client.get(f"/api/why?{args}&embed=1").text
+    assert "/api/images/" not in embedded
+    hrefs = re.findall(r'href="data:image/jpeg;base64,([^"]+)"', embedded)
+    assert len(hrefs) == 2 and embedded.count("<line ") == svg.text.count("<line ")
+    shapes = [decode_image(base64.b64decode(h)).shape[:2] for h in hrefs]
+    assert max(shapes[1]) == 512  # the result's 512-px thumbnail (the photos are larger)
+    assert client.get(f"/api/why?{args}&embed=yes").status_code == 400
     missing = client.get("/api/why?query=test/coffee/rot90.jpg")
     assert missing.status_code == 400
 

@@ -30,10 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser, parent: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from cbir.stages.duplicates import find_duplicates
+    from cbir.stages.duplicates import REPORT_NAME, find_duplicates
 
     report = find_duplicates(settings, method=args.method, threshold=args.threshold)
-    prefix = Path(args.out) if args.out else settings.reports_dir / "duplicates"
+    prefix = Path(args.out) if args.out else settings.reports_dir / REPORT_NAME
     prefix.parent.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = prefix.with_suffix(".json"), prefix.with_suffix(".csv")
     report.write_json(json_path)

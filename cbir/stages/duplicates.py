@@ -33,6 +33,7 @@ DEFAULT_THRESHOLD = 0.9
 # A pair is confirmed with at least 6 inliers: re-ranking (validated with 4) only orders
 # candidates, while a duplicate pair is a yes/no answer (not chosen on a dev set).
 DUPLICATE_MIN_INLIERS = 6
+REPORT_NAME = "duplicates"  # without --out: $CBIR_HOME/reports/duplicates.json and .csv
 _BLOCK = 1024  # rows of the cosine matrix computed at once (1024 x n float32)
 
 
@@ -244,3 +245,26 @@ def _keeper(members: list[Member]) -> str:
         return (-pixels, m.modified if m.modified is not None else float("inf"), m.doc_id)
 
     return min(members, key=key).doc_id
+
+
+def default_report(settings: Settings) -> Path:
+    """Where `cbir duplicates` writes its JSON report without `--out` (what the page shows)."""
+    return settings.reports_dir / f"{REPORT_NAME}.json"
+
+
+def read_report(path: Path) -> dict | None:
+    """The JSON report at `path` as written by `write_json`; None when there is none."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CbirError(
+            f"the duplicates report {path} cannot be read ({exc}); run `cbir duplicates` again"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("groups"), list):
+        raise CbirError(
+            f"{path} is not a `cbir duplicates` report (no list of groups); "
+            "run `cbir duplicates` again"
+        )
+    return data

@@ -93,3 +93,28 @@ def test_unit_vectors_match_a_full_sort():
         expected = np.lexsort((-keys, -full[i]))[:50]
         assert rows[i].tolist() == expected.tolist()
         np.testing.assert_array_equal(scores[i], full[i, expected])
+
+
+@pytest.mark.parametrize("clustered", [True, False])
+def test_clustered_and_spread_vectors_take_their_path_and_match_a_full_sort(clustered, monkeypatch):
+    import indexing.stores.topk as topk
+
+    rng = np.random.default_rng(11)
+    if clustered:  # three clusters of equal vectors: a third of every row ties at the top
+        centres = rng.standard_normal((3, 16))
+        matrix = centres[rng.integers(0, 3, 6_000)]
+    else:
+        matrix = rng.standard_normal((6_000, 16))
+    matrix = matrix.astype(np.float32)
+    queries = matrix[:24] + np.float32(0.01)
+    keys = rng.permutation(6_000).astype(np.int64)
+    calls = []
+    original = topk._select_by_partition
+    monkeypatch.setattr(topk, "_select_by_partition", lambda *a: calls.append(1) or original(*a))
+    scores, rows = exact_top_k(queries, matrix, 20, keys)
+    assert bool(calls) == clustered
+    full = queries @ matrix.T
+    for i in range(len(queries)):
+        expected = np.lexsort((-keys, -full[i]))[:20]
+        assert rows[i].tolist() == expected.tolist()
+        np.testing.assert_array_equal(scores[i], full[i, expected])

@@ -11,8 +11,8 @@ dev set, plus scikit-learn's china and flower and matplotlib's grace_hopper) rep
 photographs ship inside installed packages (no download). Distractors are crops of photos
 that are not originals of the split, generated scenes (`benchmarks/scenes.py`) and, when a
 CIFAR-10 JPEG archive is given, CIFAR-10 images enlarged 4x (test split: CIFAR's test
-images; validation: its train images). The clothing-dataset and COIL-100 images are not used
-(reserved for independent evaluation).
+images; validation: its train images). No image of the sets reserved for independent
+evaluation is used (docs/verification.md names them).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -118,8 +118,7 @@ class LocalStore:
             if not fresh:
                 return 0
             self._write_options()
-            number = max(self._shard_numbers(), default=0) + 1
-            self._write_shard(number, fresh)
+            number = self._publish(lambda folder: self._write_shard(folder, fresh))
             for row, (doc_id, _) in enumerate(fresh):
                 present[doc_id] = (number, row)
             return len(fresh)
@@ -131,8 +130,7 @@ class LocalStore:
             gone = list(dict.fromkeys(d for d in doc_ids if d in present))
             if not gone:
                 return 0
-            number = max(self._shard_numbers(), default=0) + 1
-            self._write_removal(number, gone)
+            self._publish(lambda folder: self._write_removal(folder, gone))
             for doc_id in gone:
                 del present[doc_id]
             return len(gone)
@@ -184,11 +182,21 @@ class LocalStore:
     def _shard_numbers(self) -> list[int]:
         return [int(p.name.split("-")[1]) for p in self.directory.glob("shard-*") if p.is_dir()]
 
-    def _write_shard(self, number: int, rows: Sequence[tuple[str, LocalFeatures]]) -> None:
-        final = self.directory / f"shard-{number:06d}"
+    def _publish(self, write: Callable[[Path], None]) -> int:
+        """Fill a temporary folder with `write`, then rename it to the next shard; its number.
+
+        The rename is atomic: a kill leaves the whole shard or none of it.
+        """
+        number = max(self._shard_numbers(), default=0) + 1
         tmp = self.directory / f".tmp-shard-{number:06d}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        write(tmp)
+        os.rename(tmp, self.directory / f"shard-{number:06d}")
+        return number
+
+    @staticmethod
+    def _write_shard(folder: Path, rows: Sequence[tuple[str, LocalFeatures]]) -> None:
         features = [f for _, f in rows]
         counts = np.array([len(f) for f in features], dtype=np.int64)
         arrays = {
@@ -199,18 +207,13 @@ class LocalStore:
             "scales": np.array([f.scale for f in features], dtype=np.float32),
         }
         for name, array in arrays.items():
-            np.save(tmp / f"{name}.npy", array)
-        (tmp / "ids.json").write_text(json.dumps([d for d, _ in rows]))
-        os.rename(tmp, final)  # atomic: a kill leaves the whole shard or none of it
+            np.save(folder / f"{name}.npy", array)
+        (folder / "ids.json").write_text(json.dumps([d for d, _ in rows]))
 
-    def _write_removal(self, number: int, doc_ids: Sequence[str]) -> None:
-        final = self.directory / f"shard-{number:06d}"
-        tmp = self.directory / f".tmp-shard-{number:06d}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        (tmp / "ids.json").write_text(json.dumps(list(doc_ids)))
-        (tmp / REMOVED_MARKER).write_text("")
-        os.rename(tmp, final)
+    @staticmethod
+    def _write_removal(folder: Path, doc_ids: Sequence[str]) -> None:
+        (folder / "ids.json").write_text(json.dumps(list(doc_ids)))
+        (folder / REMOVED_MARKER).write_text("")
 
     def _index(self) -> dict[str, tuple[int, int]]:
         if self._rows is None:

@@ -169,6 +169,20 @@ def bench_verification(
     }
 
 
+def best_verified_method(figures: dict) -> str:
+    """The `+gv` method with the best top-1 over all copies, then the best worst transform,
+    then the best µAP (the rule copy_validation.py applies to parameters); ties keep the
+    order searched. Meant for the validation split: the test split only reports."""
+    top1, aps = figures["top1"], figures[f"micro_ap_top{MICRO_AP_DEPTH}"]
+    verified = [m for m in top1 if m.endswith("+gv")]
+
+    def key(m: str) -> tuple[float, float, float]:
+        worst = min(v for t, v in top1[m].items() if t != "all")
+        return (top1[m]["all"], worst, aps[m])
+
+    return max(verified, key=key)
+
+
 def _per_transform(outcomes: dict[str, list[bool]]) -> dict[str, float]:
     every = [x for v in outcomes.values() for x in v]
     return {
@@ -213,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     figures = {"split": args.split.value, "cnn": args.cnn.value, "index_seconds": round(seconds, 1)}
     searched = [*methods, "fusion"] if len(methods) > 1 else methods  # RRF 1:1, untuned
     figures |= run(settings, data, searched)
+    if args.split is Split.VALIDATION:
+        figures["best_verified_method"] = best_verified_method(figures)
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

@@ -50,3 +50,45 @@ def test_grid_json_has_one_line_per_row_and_reads_back():
     text = grid_json(result)
     assert json.loads(text) == result
     assert '  {"top1": 0.5}' in text.splitlines()
+
+
+def test_best_verified_method_ranks_top1_then_worst_transform_then_micro_ap():
+    from benchmarks.copy_detection import best_verified_method
+
+    figures = {
+        "top1": {
+            "cnn": {"all": 1.0, "crop": 1.0, "text": 1.0},  # not verified: never chosen
+            "cnn+gv": {"all": 0.95, "crop": 1.0, "text": 0.9},
+            "bovw+gv": {"all": 0.98, "crop": 1.0, "text": 0.96},
+            "fusion+gv": {"all": 0.98, "crop": 0.97, "text": 0.99},
+        },
+        "micro_ap_top10": {"cnn": 1.0, "cnn+gv": 0.9, "bovw+gv": 0.8, "fusion+gv": 0.7},
+    }
+    assert best_verified_method(figures) == "fusion+gv"  # tie on all: worst 0.97 > 0.96
+    figures["top1"]["fusion+gv"]["crop"] = 0.96
+    assert best_verified_method(figures) == "bovw+gv"  # tie on worst too: µAP 0.8 > 0.7
+
+
+def test_duplicate_threshold_table_and_choice_on_a_planted_case():
+    from benchmarks.duplicate_threshold import choose, per_transform, table
+
+    group = {"a/original.jpg": "a", "a/copy-crop.jpg": "a", "a/copy-text.jpg": "a",
+             "b/original.jpg": "b", "distractor-1/d.jpg": None}  # fmt: skip
+    pairs = [  # (a, b, cosine, inliers)
+        ("a/copy-crop.jpg", "a/original.jpg", 0.95, 40),
+        ("a/copy-text.jpg", "a/original.jpg", 0.62, 12),
+        ("a/copy-crop.jpg", "a/copy-text.jpg", 0.60, 5),
+        ("a/original.jpg", "b/original.jpg", 0.91, 4),  # a chance fit
+        ("b/original.jpg", "distractor-1/d.jpg", 0.97, 0),
+    ]
+    rows = {(r["threshold"], r["min_inliers"]): r for r in table(pairs, group)}
+    assert rows[0.9, 0] == {"threshold": 0.9, "min_inliers": 0, "pairs_verified": 3, "kept": 3,
+                            "true": 1, "precision": round(1 / 3, 4), "recall": round(1 / 3, 4)}  # fmt: skip
+    assert rows[0.6, 4]["kept"] == 4 and rows[0.6, 4]["precision"] == 0.75
+    assert rows[0.6, 6]["precision"] == 1.0 and rows[0.6, 6]["recall"] == round(2 / 3, 4)
+    assert rows[0.5, 6]["recall"] == round(2 / 3, 4)  # the 5-inlier pair is lost
+    chosen = choose(list(rows.values()))
+    # recall 2/3 at precision 1 from 0.5 to 0.6: the highest threshold, then most inliers
+    assert (chosen["threshold"], chosen["min_inliers"]) == (0.6, 10)
+    assert per_transform(pairs, group, 0.6, 10) == {"crop": 1.0, "text": 1.0}
+    assert per_transform(pairs, group, 0.9, 10) == {"crop": 1.0, "text": 0.0}

@@ -114,3 +114,31 @@ def test_the_page_shows_the_groups_with_the_keep_suggestion(settings, planted):
     path.write_text("{not json")
     broken = client.get("/duplicates")
     assert broken.status_code == 200 and "run `cbir duplicates` again" in broken.text
+
+
+def test_a_mirrored_copy_is_confirmed_by_the_mirrored_view(tmp_path, settings):
+    from cbir.stages.duplicates import DUPLICATE_MIN_INLIERS
+    from features.verify import VerifyParams, verify
+    from indexing.local_store import LocalStore
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    rocket = photo("rocket")
+    _save(data / "rocket.jpg", rocket)
+    _save(data / "rocket-mirror.jpg", np.ascontiguousarray(rocket[:, ::-1]))
+    rng = np.random.default_rng(5)
+    for i in range(4):
+        _save(data / f"shapes-{i}.jpg", shapes_image(rng, 200))
+    images = [decode_image(p) for p in sorted(data.iterdir())]
+    model = ThumbnailExtractor(4).fit(images).save(tmp_path / "models" / "cnn")
+    index_dataset(
+        settings, dataset="folder", data=str(data), methods=("cnn",), models={"cnn": model},
+        ray=None, show_progress=False, local=OPTIONS,
+    )  # fmt: skip
+    stored = LocalStore.open(settings, settings.store).get(["rocket.jpg", "rocket-mirror.jpg"])
+    as_given = verify(stored["rocket-mirror.jpg"], stored["rocket.jpg"], VerifyParams())
+    assert as_given.inliers <= DUPLICATE_MIN_INLIERS  # stored SIFT alone: a chance fit at best
+    report = find_duplicates(settings, threshold=0.0, show_progress=False)
+    (group,) = report.groups
+    assert {m.doc_id for m in group.members} == {"rocket.jpg", "rocket-mirror.jpg"}
+    assert group.pairs[0].inliers >= 20 > 3 * as_given.inliers, group.pairs[0]

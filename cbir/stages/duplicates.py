@@ -23,6 +23,8 @@ from PIL import Image
 from cbir.core.config import Settings
 from cbir.core.errors import CbirError
 from cbir.core.progress import Stopwatch, progress
+from features.imaging import ImageDecodeError
+from features.local import LocalFeatures, extract_local
 from features.verify import VerifyParams, verify
 from indexing.datasets import Dataset
 from indexing.indexed import dataset_of
@@ -145,16 +147,14 @@ def find_duplicates(
     near = [(a, b, c) for a, b, c in _close_pairs(ids, vectors, threshold) if (a, b) not in exact]
     local = LocalStore.open(settings, url)
     verified = local.exists()
-    if verified:
-        features = local.get({x for a, b, _ in near for x in (a, b)})
-    for a, b, cosine in progress(near, desc="verify", disable=not show_progress):
-        inliers = None
-        if verified:
-            fa, fb = features.get(a), features.get(b)
-            inliers = verify(fa, fb, params).inliers if fa is not None and fb is not None else 0
-            if inliers < max(params.min_inliers, 1):
-                continue
-        pairs.append(Pair(a, b, "near", round(cosine, 6), inliers))
+    scored = (
+        verify_pairs(ds, local, near, params, show_progress=show_progress)
+        if verified
+        else [(a, b, c, None) for a, b, c in near]
+    )
+    for a, b, cosine, inliers in scored:
+        if inliers is None or inliers >= max(params.min_inliers, 1):
+            pairs.append(Pair(a, b, "near", round(cosine, 6), inliers))
     report = DuplicatesReport(
         store=url,
         method=method,
@@ -167,6 +167,44 @@ def find_duplicates(
     )
     report.seconds = round(clock.seconds, 3)
     return report
+
+
+def verify_pairs(
+    ds: Dataset,
+    local: LocalStore,
+    near: list[tuple[str, str, float]],
+    params: VerifyParams,
+    *,
+    show_progress: bool = False,
+) -> list[tuple[str, str, float, int]]:
+    """(a, b, cosine, inliers) for each near pair: the best of b's stored features against a's
+    stored ones and against a's image mirrored left-right, as `+gv` verifies a query's two
+    views (SIFT descriptors do not match across a mirror). The mirrored view is extracted
+    once per image a."""
+    features = local.get({x for a, b, _ in near for x in (a, b)})
+    mirrored: dict[str, LocalFeatures | None] = {}
+    out = []
+    for a, b, cosine in progress(near, desc="verify", disable=not show_progress):
+        fa, fb = features.get(a), features.get(b)
+        if fa is None or fb is None:
+            out.append((a, b, cosine, 0))
+            continue
+        inliers = verify(fa, fb, params).inliers
+        if a not in mirrored:
+            mirrored[a] = _mirrored_view(ds, a, local)
+        if mirrored[a] is not None:
+            inliers = max(inliers, verify(mirrored[a], fb, params, mirrored=True).inliers)
+        out.append((a, b, cosine, inliers))
+    return out
+
+
+def _mirrored_view(ds: Dataset, doc_id: str, local: LocalStore) -> LocalFeatures | None:
+    """Local features of `doc_id`'s image mirrored left-right; None when it cannot be read."""
+    try:
+        image = ds.image(ds.record(doc_id))
+    except (KeyError, ImageDecodeError):
+        return None
+    return extract_local(np.ascontiguousarray(image[:, ::-1]), **local.options.to_json())
 
 
 def _member(ds: Dataset, record) -> Member:

@@ -1,0 +1,188 @@
+"""Choose `cbir duplicates`' cosine threshold and inlier minimum on the validation copy set.
+
+    PYTHONPATH=. python -m benchmarks.duplicate_threshold --split validation --root /tmp/dups-val \
+        --cifar /path/to/cifar10-jpg.tar.gz --out docs/runs/duplicate-threshold-validation.json
+    PYTHONPATH=. python -m benchmarks.duplicate_threshold --split test --root /tmp/dups-test \
+        --cifar /path/to/cifar10-jpg.tar.gz --threshold T --min-inliers M
+
+Builds the split of benchmarks/copydays.py (the split's originals, 9 copies of each, 3,000
+distractors) as one flat folder, `<original>/<name>.jpg` and `distractor-N/d.jpg`, and
+indexes it as `cbir index --local` does for a folder (EfficientNet-Lite0 `cnn` and local
+features). A pair of images is a duplicate when both come from the same original (the
+original and its copies: 10 images, 45 pairs per original). Pairs of two distractors are
+left out of the counts: crops of the same distractor photo may overlap, so their truth is
+unknown; every pair with at least one copy-set image counts.
+
+Every pair at or above the lowest grid cosine is scored as the stage scores it
+(cbir.stages.duplicates: `_close_pairs`, then `verify_pairs` with its mirrored view), and
+precision and recall are computed for every (cosine threshold, inlier minimum) of the grid,
+verified and not. The choice (validation only): the largest recall with precision >= TARGET;
+ties go to the higher threshold (fewer pairs to verify), then the higher inlier minimum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.copydays import Split, write_split
+from cbir.core.config import Settings
+from cbir.stages.duplicates import _close_pairs, verify_pairs
+from cbir.stages.index import index_dataset
+from features.verify import VerifyParams
+from indexing.datasets import FolderDataset
+from indexing.local_store import LocalOptions, LocalStore
+from indexing.stores.urls import open_store
+
+THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+MIN_INLIERS = (4, 6, 8, 10, 15, 20)
+TARGET_PRECISION = 0.99
+COMPLETE = "flat.json"
+
+
+def flat_folder(root: Path, split: Split, distractors: int, seed: int, cifar: Path | None) -> Path:
+    """The split written once under root/split-data, linked flat under root/data."""
+    data = root / "data"
+    if (root / COMPLETE).exists():
+        return data
+    source = root / "split-data"
+    write_split(source, split, distractors, seed=seed, cifar=cifar)
+    for path in sorted(source.rglob("*.jpg")):
+        part, group, name = path.relative_to(source).parts
+        target = data / group / (name if part == "train" else f"copy-{name}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            os.link(path, target)
+    (root / COMPLETE).write_text(json.dumps({"split": split, "distractors": distractors}))
+    return data
+
+
+def scored(settings: Settings, data: Path) -> tuple[list[tuple[str, str, float, int]], dict]:
+    """Every counted pair at or above min(THRESHOLDS) with its cosine and inliers, and the
+    groups (doc id -> original name, or None for a distractor)."""
+    ds = FolderDataset(data)
+    group = {
+        r.doc_id: None if str(r.label).startswith("distractor-") else str(r.label)
+        for r in ds.records()
+    }
+    with open_store(settings.store, settings) as store:
+        ids = sorted(store.ids_with("cnn"))
+        docs = store.get(ids)
+    vectors = np.stack([docs[i].vectors["cnn"] for i in ids]).astype(np.float32)
+    near = [
+        (a, b, c)
+        for a, b, c in _close_pairs(ids, vectors, min(THRESHOLDS))
+        if group[a] is not None or group[b] is not None
+    ]
+    local = LocalStore.open(settings, settings.store)
+    params = VerifyParams(min_inliers=min(MIN_INLIERS))
+    return verify_pairs(ds, local, near, params, show_progress=True), group
+
+
+def table(pairs: Sequence[tuple[str, str, float, int]], group: dict) -> list[dict]:
+    """Precision and recall (verified and not) for each point of the grid."""
+    members: dict[str, int] = {}
+    for g in group.values():
+        if g is not None:
+            members[g] = members.get(g, 0) + 1
+    positives = sum(n * (n - 1) // 2 for n in members.values())
+    truth = np.array([group[a] is not None and group[a] == group[b] for a, b, _, _ in pairs])
+    cosine = np.array([c for _, _, c, _ in pairs])
+    inliers = np.array([n for _, _, _, n in pairs])
+    rows = []
+    for threshold, minimum in itertools.product(THRESHOLDS, (0, *MIN_INLIERS)):
+        kept = (cosine >= threshold) & (inliers >= minimum)
+        hits = int((kept & truth).sum())
+        rows.append({
+            "threshold": threshold, "min_inliers": minimum, "pairs_verified": int(
+                (cosine >= threshold).sum()), "kept": int(kept.sum()), "true": hits,
+            "precision": round(hits / max(int(kept.sum()), 1), 4),
+            "recall": round(hits / positives, 4),
+        })  # fmt: skip
+    return rows
+
+
+def choose(rows: Sequence[dict]) -> dict | None:
+    """The module docstring's rule over the verified rows (min_inliers > 0)."""
+    ok = [r for r in rows if r["min_inliers"] > 0 and r["precision"] >= TARGET_PRECISION]
+    if not ok:
+        return None
+    return max(ok, key=lambda r: (r["recall"], r["threshold"], r["min_inliers"]))
+
+
+def per_transform(
+    pairs: Sequence[tuple[str, str, float, int]], group: dict, threshold: float, minimum: int
+) -> dict[str, float]:
+    """Recall of (original, copy) pairs per transform at one point of the grid."""
+    found = {
+        (a, b) for a, b, c, n in pairs if c >= threshold and n >= minimum and group[a] == group[b]
+    }
+    out: dict[str, list[bool]] = {}
+    for doc_id, g in group.items():
+        name = Path(doc_id).name
+        if g is None or not name.startswith("copy-"):
+            continue
+        original = next(d for d, h in group.items() if h == g and "copy-" not in d)
+        pair = tuple(sorted((doc_id, original)))
+        out.setdefault(Path(name).stem[5:], []).append(pair in found)
+    return {t: round(float(np.mean(v)), 4) for t, v in sorted(out.items())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--split", type=Split, choices=list(Split), default=Split.VALIDATION)
+    parser.add_argument("--distractors", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cifar", type=Path, help="CIFAR-10 JPEG archive: CIFAR distractors")
+    parser.add_argument("--threshold", type=float, help="report this point (test split)")
+    parser.add_argument("--min-inliers", type=int, help="report this point (test split)")
+    parser.add_argument("--out", type=Path, help="write the grid and the choice to this JSON")
+    args = parser.parse_args(argv)
+    data = flat_folder(args.root, args.split, args.distractors, args.seed, args.cifar)
+    settings = Settings.resolve(env={}, home=args.root / "home")
+    start = time.perf_counter()
+    index_dataset(
+        settings, dataset="folder", data=str(data), methods=("cnn",), ray=None,
+        batch_size=200, show_progress=True, local=LocalOptions(),
+    )  # fmt: skip
+    indexed = time.perf_counter() - start
+    start = time.perf_counter()
+    pairs, group = scored(settings, data)
+    rows = table(pairs, group)
+    chosen = choose(rows) if args.threshold is None else next(
+        r for r in rows if (r["threshold"], r["min_inliers"]) == (args.threshold, args.min_inliers)
+    )  # fmt: skip
+    result = {
+        "split": args.split.value,
+        "documents": len(group),
+        "copy_set_images": sum(g is not None for g in group.values()),
+        "pairs_scored": len(pairs),
+        "index_seconds": round(indexed, 1),
+        "score_seconds": round(time.perf_counter() - start, 1),
+        "load": [round(x, 2) for x in os.getloadavg()],
+        "target_precision": TARGET_PRECISION,
+        "chosen" if args.threshold is None else "point": chosen,
+        "recall_per_transform": chosen
+        and per_transform(pairs, group, chosen["threshold"], chosen["min_inliers"]),
+        "rows": rows,
+    }
+    text = json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1)
+    if args.out:
+        rows_text = ",\n".join("  " + json.dumps(r) for r in rows)
+        args.out.write_text(text[:-2] + ',\n "rows": [\n' + rows_text + "\n ]\n}\n")
+    print(text)
+    for r in rows:
+        if r["min_inliers"] in (0, 6) or r is chosen:
+            print(r)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,10 @@ for each point of a small grid and re-ranks them as `+gv` does:
   with the similarity model; `min_inliers` and `top` (candidates re-ranked) are applied to
   the inlier counts afterwards, so they cost nothing;
 - stage B, the affine and homography models at stage A's best point;
-- stage C, fewer RANSAC iterations (MAX_ITERS) at the best point so far (speed).
+- stage C, fewer RANSAC iterations (MAX_ITERS) at the best point so far (speed);
+- stage D, a floor on the share of matches that are inliers (MIN_INLIER_RATIOS, 0 = none) at
+  the best point so far: chance fits of a few inliers among many matches count as none.
+  `--from GRID.json` runs only stage D at the best point of an earlier grid.
 
 The best point maximises validation top-1 over all copies, then the worst transform's top-1,
 then µAP over the top 10 (to 2 decimals), then prefers fewer keypoints and RANSAC iterations
@@ -53,6 +56,7 @@ THRESHOLDS = (4.0, 8.0, 16.0)
 MIN_INLIERS = (4, 6, 8, 10, 15)
 TOPS = (25, 50, 100)
 MAX_ITERS = (500, 1000)  # stage C: fewer RANSAC iterations (2,000 in stages A and B)
+MIN_INLIER_RATIOS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)  # stage D
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,8 @@ def score(cases: Sequence[Case], inliers: np.ndarray, top: int, min_inliers: int
 
 def _key(row: dict) -> tuple:
     return (row["top1"], row["top1_worst"], round(row["micro_ap"], 2), -row["keypoints"],
-            -row["max_iters"], row["top"], -row["min_inliers"])  # fmt: skip
+            -row["max_iters"], row["top"], -row["min_inliers"],
+            -row.get("min_inlier_ratio", 0.0))  # fmt: skip
 
 
 def grid(cases: Sequence[Case], workers: int = 2, echo=print) -> dict:
@@ -206,6 +211,7 @@ def grid(cases: Sequence[Case], workers: int = 2, echo=print) -> dict:
             max_iters=iterations,
         )  # fmt: skip
         rows += _rows(cases, params, cached[best_b["keypoints"]], workers)
+    rows += refine_ratio(cases, max(rows, key=_key), cached[best_b["keypoints"]], workers)
     best = max(rows, key=_key)
     return {
         "queries": len(cases),
@@ -217,6 +223,24 @@ def grid(cases: Sequence[Case], workers: int = 2, echo=print) -> dict:
     }
 
 
+def params_of(row: dict) -> VerifyParams:
+    """The VerifyParams of a grid row (its `min_inliers` floor left to `score`)."""
+    return VerifyParams(
+        keypoints=row["keypoints"], ratio=row["ratio"], threshold=row["threshold"],
+        model=TransformModel(row["model"]), max_iters=row["max_iters"],
+        min_inliers=min(MIN_INLIERS), min_inlier_ratio=row.get("min_inlier_ratio", 0.0),
+    )  # fmt: skip
+
+
+def refine_ratio(cases, best: dict, matches, workers: int = 2) -> list[dict]:
+    """Stage D: the rows of every MIN_INLIER_RATIOS floor at `best`'s parameters."""
+    rows = []
+    for floor in MIN_INLIER_RATIOS:
+        params = replace(params_of(best), min_inlier_ratio=floor)
+        rows += _rows(cases, params, matches, workers)
+    return rows
+
+
 def _rows(cases, params: VerifyParams, matches, workers: int) -> list[dict]:
     inliers = inlier_counts(cases, params, matches, workers)
     out = []
@@ -224,7 +248,7 @@ def _rows(cases, params: VerifyParams, matches, workers: int) -> list[dict]:
         out.append({
             "keypoints": params.keypoints, "ratio": params.ratio, "threshold": params.threshold,
             "model": params.model.value, "max_iters": params.max_iters, "top": top,
-            "min_inliers": minimum,
+            "min_inliers": minimum, "min_inlier_ratio": params.min_inlier_ratio,
             **score(cases, inliers, top, minimum),
         })  # fmt: skip
     return out
@@ -248,11 +272,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cifar", type=Path, help="CIFAR-10 JPEG archive: CIFAR distractors")
     parser.add_argument("--out", type=Path, help="write the grid and the choice to this JSON")
+    parser.add_argument("--from", dest="earlier", type=Path, help="run stage D only at its best")
     args = parser.parse_args(argv)
     settings, data, _methods, _seconds = prepare(
         args.root, Split.VALIDATION, args.distractors, seed=args.seed, cifar=args.cifar
     )
-    result = grid(collect(settings, data))
+    cases = collect(settings, data)
+    if args.earlier:
+        result = json.loads(args.earlier.read_text())
+        best = result["best"]
+        matches, _ = match_all(cases, best["keypoints"])
+        result["rows"] += refine_ratio(cases, best, matches)
+        result["best"] = max(result["rows"], key=_key)
+        result["load_stage_d"] = [round(x, 2) for x in os.getloadavg()]
+    else:
+        result = grid(cases)
     if args.out:
         args.out.write_text(grid_json(result))
     ranked = sorted(result["rows"], key=_key, reverse=True)

@@ -43,6 +43,7 @@ class VerifyParams:
     confidence: float = 0.995
     model: TransformModel = TransformModel.SIMILARITY
     min_inliers: int = 4  # fewer inliers count as none (chance fits of a few matches)
+    min_inlier_ratio: float = 0.0  # fewer inliers than this share of the matches: none
     keypoints: int = 500  # strongest keypoints of each image that are matched (speed)
 
     def __post_init__(self) -> None:
@@ -50,6 +51,8 @@ class VerifyParams:
             raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
         if self.threshold <= 0 or self.min_inliers < 0 or self.max_iters < 1:
             raise ValueError("threshold and max_iters must be positive, min_inliers >= 0")
+        if not 0 <= self.min_inlier_ratio <= 1:
+            raise ValueError(f"min_inlier_ratio must be in [0, 1], got {self.min_inlier_ratio}")
         if self.keypoints < 2:
             raise ValueError(f"keypoints must be at least 2, got {self.keypoints}")
 
@@ -203,7 +206,8 @@ def fit(
     if matrix is None or mask is None:
         return Verification(0, len(pairs), mirrored=mirrored)
     inlier = mask.ravel().astype(bool)
-    if int(inlier.sum()) < params.min_inliers:
+    found = int(inlier.sum())
+    if found < params.min_inliers or found < params.min_inlier_ratio * len(pairs):
         return Verification(0, len(pairs), mirrored=mirrored)
     to_query = np.diag([query.scale, query.scale, 1.0])
     from_candidate = np.diag([1.0 / candidate.scale, 1.0 / candidate.scale, 1.0])

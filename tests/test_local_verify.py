@@ -137,6 +137,28 @@ def test_bad_parameters_are_refused():
         VerifyParams(ratio=1.5)
     with pytest.raises(ValueError, match="keypoints"):
         VerifyParams(keypoints=1)
+    with pytest.raises(ValueError, match="min_inlier_ratio"):
+        VerifyParams(min_inlier_ratio=1.5)
+
+
+def test_min_inlier_ratio_counts_a_fit_with_too_few_of_its_matches_as_none(astronaut, query):
+    from features.verify import fit
+
+    candidate = _local(np.rot90(astronaut))
+    good = match(query, candidate, VerifyParams())
+    rng = np.random.default_rng(0)  # as many wrong pairs again: about half are inliers
+    wrong = np.stack(
+        [rng.integers(0, len(query), len(good)), rng.integers(0, len(candidate), len(good))], 1
+    )
+    pairs = np.concatenate([good, wrong])
+    true = fit(query, candidate, pairs, VerifyParams())
+    assert true.inliers >= 100 and true.matches == len(pairs)
+    share = true.inliers / true.matches
+    assert 0.45 < share < 0.6
+    kept = fit(query, candidate, pairs, VerifyParams(min_inlier_ratio=share - 0.01))
+    assert kept.inliers == true.inliers
+    dropped = fit(query, candidate, pairs, VerifyParams(min_inlier_ratio=share + 0.01))
+    assert dropped.inliers == 0 and dropped.matches == len(pairs)
 
 
 def _brute_force_matches(query, candidate, ratio: float, keypoints: int) -> set[tuple[int, int]]:

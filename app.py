@@ -370,7 +370,7 @@ def why() -> Response:
 
     The SVG links the two images by URL; with `?embed=1` it carries them (512-px JPEG
     thumbnails as data: URLs), so it also shows in an <img> (which loads nothing an SVG links)."""
-    from indexing.match_figure import match_svg, words_svg
+    from indexing.match_figure import WORDS_DRAWN, match_svg, words_svg
     from indexing.why_words import UnreadableImageError, explain_words
 
     query_id, result_id = request.args.get("query"), request.args.get("result")
@@ -390,8 +390,10 @@ def why() -> Response:
         except UnreadableImageError as exc:
             raise NotFound(str(exc)) from None
         if as_json:
+            drawn = min(len(words.match.words), WORDS_DRAWN)
             return jsonify(
                 {"query": query_id, "result": result_id, "kind": kind, **words.to_json()}
+                | {"drawn_words": drawn}
             )
         hrefs = href(query_id), href(result_id)
         svg = words_svg(words.match, words.query_shape, words.result_shape, *hrefs)

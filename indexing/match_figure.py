@@ -12,6 +12,7 @@ from features.local import LocalFeatures
 from features.verify import Verification
 
 GAP = 20.0  # px between the two images
+WORDS_DRAWN = 60  # shared words drawn, most contributing first: more is a blur of circles
 
 
 def fractions(xy: np.ndarray, features: LocalFeatures) -> np.ndarray:
@@ -60,7 +61,7 @@ def words_svg(
     query_href: str,
     result_href: str,
     height: int = 300,
-    max_words: int = 60,
+    max_words: int = WORDS_DRAWN,
 ) -> str:
     """SVG of the query (left) and result (right), each shape (height, width) in pixels, at
     `height` px: the keypoints of the first `max_words` shared words as circles, one colour per

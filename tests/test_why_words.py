@@ -26,6 +26,7 @@ from features.registry import load_extractor
 from features.vocabulary import nearest_words
 from indexing.datasets import FolderDataset
 from indexing.stores.urls import open_store
+from tests.test_web_page import client_config
 
 SCENES = 8
 # Hard assignment, no mirror, no PCA, colour or HOG: the stored vector is then the square root
@@ -206,6 +207,9 @@ def test_words_json_svg_embed_and_errors(scenes, client):
     # the generated web index's `bovw` field is a colour-moments stand-in, no visual words
     none = client.get("/api/why?query=test/red/000.png&result=train/red/000.png&kind=words")
     assert none.status_code == 400 and "no bag-of-visual-words field" in none.json["error"]
+    # the page's script is told which methods' hits get the words view
+    assert client_config(words.get("/").text)["wordsMethods"] == ["bovw", "bovw+qe"]
+    assert client_config(client.get("/").text)["wordsMethods"] == []
 
 
 def test_cifar_dense_recipe_soft_words_and_mirror(tmp_path):

@@ -241,6 +241,25 @@ def test_the_start_page_shows_a_sample_to_search_with(page, live_server):
     expect(page.locator("#sample")).to_be_visible()
 
 
+def figure_drawn(page, image_id: str) -> list[int]:
+    """Waits for the dialog's figure `image_id` to load; the alpha of its top corners and of
+    its bottom right (the blank below the caption)."""
+    page.wait_for_function(
+        f"() => {{ const i = document.getElementById('{image_id}'); "
+        "return i.getAttribute('src') && i.complete && i.naturalWidth > 0; }"
+    )
+    return page.locator(f"#{image_id}").evaluate(
+        """img => {
+            const c = document.createElement("canvas");
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const ctx = c.getContext("2d");
+            ctx.drawImage(img, 0, 0);
+            return [[3, 3], [c.width - 3, 3], [c.width - 3, c.height - 3]]
+                .map(([x, y]) => ctx.getImageData(x, y, 1, 1).data[3]);
+        }"""
+    )
+
+
 @pytest.fixture(scope="module")
 def copies_server(tmp_path_factory):
     """`cbir serve` on a small copy-detection folder indexed with local features (so `+gv`), a
@@ -313,21 +332,9 @@ def test_why_it_matched_opens_the_inlier_figure(page, copies_server):
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(f"{why['inliers']} inliers of {why['matches']} matches")
     expect(page.locator("#why-words")).to_be_hidden()  # a cnn hit: no visual words to show
-    figure = page.locator("#why-image")
-    page.wait_for_function("() => document.getElementById('why-image').complete")
-    assert figure.evaluate("img => img.naturalWidth") > 0
-    expect(page.locator("#why-status")).to_have_text("")
     # The photos are drawn inside the figure (opaque pixels in each), not only the lines.
-    alphas = figure.evaluate(
-        """img => {
-            const c = document.createElement("canvas");
-            c.width = img.naturalWidth; c.height = img.naturalHeight;
-            const ctx = c.getContext("2d");
-            ctx.drawImage(img, 0, 0);
-            return [[3, 3], [c.width - 3, 3], [c.width - 3, c.height - 3]]
-                .map(([x, y]) => ctx.getImageData(x, y, 1, 1).data[3]);
-        }"""
-    )
+    alphas = figure_drawn(page, "why-image")
+    expect(page.locator("#why-status")).to_have_text("")
     assert alphas[:2] == [255, 255] and alphas[2] == 0  # query, result; blank below the caption
     expect(page.locator("#why-json")).to_have_attribute("href", re.compile("format=json"))
     page.keyboard.press("Escape")
@@ -340,25 +347,6 @@ def test_why_it_matched_opens_the_inlier_figure(page, copies_server):
     expect(grid_items(page).first.locator(".inliers")).to_contain_text("inliers")
     expect(page.locator(".why-button")).to_have_count(0)
     expect(page.locator("#results")).to_contain_text("Why it matched is drawn for a query")
-
-
-def figure_drawn(page, image_id: str) -> list[int]:
-    """Waits for the dialog's figure `image_id` to load; the alpha of its top corners and of
-    its bottom right (the blank below the caption)."""
-    page.wait_for_function(
-        f"() => {{ const i = document.getElementById('{image_id}'); "
-        "return i.getAttribute('src') && i.complete && i.naturalWidth > 0; }"
-    )
-    return page.locator(f"#{image_id}").evaluate(
-        """img => {
-            const c = document.createElement("canvas");
-            c.width = img.naturalWidth; c.height = img.naturalHeight;
-            const ctx = c.getContext("2d");
-            ctx.drawImage(img, 0, 0);
-            return [[3, 3], [c.width - 3, 3], [c.width - 3, c.height - 3]]
-                .map(([x, y]) => ctx.getImageData(x, y, 1, 1).data[3]);
-        }"""
-    )
 
 
 def test_why_it_matched_shows_the_shared_visual_words(page, copies_server):

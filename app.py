@@ -41,6 +41,7 @@ from indexing.search import IndexMissingError, SearchService, UnknownDocumentErr
 from indexing.service_holder import ServiceHolder
 from indexing.stores.base import StoreError
 from indexing.thumbnails import ThumbnailCache
+from indexing.why_words import words_field, words_methods
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,8 @@ def client_config(service: SearchService | None) -> dict[str, Any]:
         "searchUrl": url_for("api.search"),
         "sampleUrl": url_for("api.sample"),
         "whyUrl": url_for("api.why"),
+        # the methods whose hits "why it matched" explains with shared visual words
+        "wordsMethods": words_methods(methods, words_field(service.models) if service else None),
         "sampleSize": current_app.config["CBIR_SAMPLE_SIZE"],
     }
 
@@ -362,23 +365,42 @@ def result_json(service: SearchService, result) -> dict[str, Any]:
 
 @api.get("/why")
 def why() -> Response:
-    """Why `result` matched `query` (doc ids): SVG of inlier lines, or JSON with ?format=json.
+    """Why `result` matched `query` (doc ids): SVG, or JSON with ?format=json, of `kind=inliers`
+    (default: the verified inlier lines) or `kind=words` (the shared visual words' keypoints).
 
     The SVG links the two images by URL; with `?embed=1` it carries them (512-px JPEG
     thumbnails as data: URLs), so it also shows in an <img> (which loads nothing an SVG links)."""
-    from indexing.match_figure import match_svg
+    from indexing.match_figure import WORDS_DRAWN, match_svg, words_svg
+    from indexing.why_words import UnreadableImageError, explain_words
 
     query_id, result_id = request.args.get("query"), request.args.get("result")
     if not query_id or not result_id:
         raise BadRequest("give the doc ids of both images: /api/why?query=ID&result=ID")
-    embed = request.args.get("embed", "0")
+    kind, embed = request.args.get("kind", "inliers"), request.args.get("embed", "0")
+    if kind not in ("inliers", "words"):
+        raise BadRequest(f"kind must be inliers (verified matches) or words, got {kind!r}")
     if embed not in ("0", "1"):
         raise BadRequest(f"embed must be 0 or 1, got {embed!r}")
     service = open_service()
-    check, view, stored = service.explain(query_id, result_id)
-    if request.args.get("format") == "json":
-        return jsonify({"query": query_id, "result": result_id, **check.to_json()})
+    as_json = request.args.get("format") == "json"
     href = (lambda d: embedded_image(service, d)) if embed == "1" else image_url
+    if kind == "words":
+        try:
+            words = explain_words(service, query_id, result_id)
+        except UnreadableImageError as exc:
+            raise NotFound(str(exc)) from None
+        if as_json:
+            drawn = min(len(words.match.words), WORDS_DRAWN)
+            return jsonify(
+                {"query": query_id, "result": result_id, "kind": kind, **words.to_json()}
+                | {"drawn_words": drawn}
+            )
+        hrefs = href(query_id), href(result_id)
+        svg = words_svg(words.match, words.query_shape, words.result_shape, *hrefs)
+        return Response(svg, mimetype="image/svg+xml")
+    check, view, stored = service.explain(query_id, result_id)
+    if as_json:
+        return jsonify({"query": query_id, "result": result_id, "kind": kind, **check.to_json()})
     svg = match_svg(check, view, stored, href(query_id), href(result_id))
     return Response(svg, mimetype="image/svg+xml")
 

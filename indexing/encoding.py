@@ -86,11 +86,9 @@ class BatchEncoder:
         }
         # Extractors that import torch lazily get the cap too.
         limit_threads(threads)
-        sides = [ex.input_side for ex in self.extractors.values()]
-        if self.local is not None:  # a short side >= max_side leaves the long side >= max_side
-            sides.append(self.local.get("max_side"))
-        # Decode big photos only as large as the most demanding model needs.
-        self.min_side = None if None in sides or not sides else max(sides)
+        self.min_side = decoding_side(
+            self.extractors.values(), None if self.local is None else self.local.get("max_side")
+        )
 
     def infos(self) -> dict[str, ModelInfo]:
         return {name: ex.info for name, ex in self.extractors.items()}
@@ -119,6 +117,15 @@ class BatchEncoder:
             [extract_local(im, **self.local) for im in images] if self.local is not None else None
         )
         return EncodedBatch(kept, vectors, skipped, local)
+
+
+def decoding_side(extractors: Iterable[Extractor], local_max_side: int | None = None) -> int | None:
+    """The short side images are decoded at to be encoded (`decode_image`'s `min_side`):
+    only as large as the most demanding model (or the local features' max side) needs."""
+    sides = [ex.input_side for ex in extractors]
+    if local_max_side is not None:  # a short side >= max_side leaves the long side >= max_side
+        sides.append(local_max_side)
+    return None if None in sides or not sides else max(sides)
 
 
 @contextlib.contextmanager

@@ -8,10 +8,11 @@ stored vector, or an image of the dataset's other split, e.g. a CIFAR-10 test im
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,8 +300,15 @@ class SearchService:
         return self._each(methods, lambda m: self._encode_one(image, m))
 
     def _encode_one(self, image: np.ndarray, method: str) -> np.ndarray:
+        with self.holding(method) as model:
+            return model.encode_one(image)
+
+    @contextlib.contextmanager
+    def holding(self, method: str) -> Iterator[Extractor]:
+        """`method`'s model, used by this thread alone while held (extractors hold native
+        objects not documented as thread-safe)."""
         with self._locks[method]:
-            return self.models[method].encode_one(image)
+            yield self.models[method]
 
     def _each(self, methods: list[str], run: Any) -> dict[str, Any]:
         """`{m: run(m)}`, run in parallel threads when there are several methods."""

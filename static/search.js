@@ -22,6 +22,8 @@
   const sampleGrid = $("sample-grid");
   const reshuffle = $("reshuffle");
   const methodNames = Object.fromEntries(config.methods.map((m) => [m.value, m.name]));
+  // Methods whose hits "why it matched" explains with the visual words the two images share.
+  const wordsMethods = new Set(config.wordsMethods || []);
 
   // query: {kind: "id", id} | {kind: "file", file} | null
   const state = { query: null, method: config.defaultMethod, k: config.defaultK, view: "single" };
@@ -291,9 +293,10 @@
       both && both.has(hit.id) ? el("span", { class: "badge both-badge", text: "in both" }) : null,
       hit.verification ? el("span", { class: "inliers", text: verificationText(hit.verification) }) : null,
     );
-    // "Why it matched" needs the query's doc id (/api/why verifies two known images).
+    // "Why it matched" needs the query's doc id (/api/why describes two known images): the
+    // inliers of a verified hit, the shared visual words of a BoVW or fusion hit.
     const why =
-      hit.verification && answer.query.id
+      (hit.verification || wordsMethods.has(answer.method)) && answer.query.id
         ? el("button", {
             type: "button",
             class: "why-button",
@@ -321,30 +324,84 @@
   }
 
   let whyOpener = null;
+  let whyGeneration = 0; // a newer dialog makes the answers for older ones stale
 
   function openWhy(answer, hit, opener) {
-    const dialog = $("why");
-    const image = $("why-image");
-    const status = $("why-status");
+    const mine = ++whyGeneration;
     const v = hit.verification;
+    const words = wordsMethods.has(answer.method);
     whyOpener = opener;
+    $("why-inliers").hidden = !v;
+    $("why-words").hidden = !words;
+    if (v) showInliers(answer, hit);
+    if (words) showWords(answer, hit, mine);
+    $("why").showModal();
+  }
+
+  function pairText(answer, hit) {
+    return `Query ${answer.query.name || answer.query.id} (left) and result #${hit.rank} ${hit.name || hit.id} (right)`;
+  }
+
+  function showInliers(answer, hit) {
+    const v = hit.verification;
     $("why-text").textContent =
-      `Query ${answer.query.name || answer.query.id} (left) and result #${hit.rank} ` +
-      `${hit.name || hit.id} (right): ${v.inliers} inliers of ${v.matches} matches` +
+      `${pairText(answer, hit)}: ${v.inliers} inliers of ${v.matches} matches` +
       (v.angle !== null ? `, rotation ${v.angle}°, scale ${v.scale}` : "") +
       (v.mirrored ? ", the query mirrored" : "") +
       ". Each line joins a point of the query to the point it maps to.";
-    image.alt =
-      `The query and the result side by side, ${v.inliers} lines joining the matching points`;
-    status.textContent = "Drawing the matches…";
+    const image = $("why-image");
+    image.alt = `The query and the result side by side, ${v.inliers} lines joining the matching points`;
+    const args = { kind: "inliers" };
+    $("why-link").href = whyUrl(answer.query.id, hit.id, args);
+    $("why-json").href = whyUrl(answer.query.id, hit.id, { ...args, format: "json" });
+    showFigure(image, $("why-status"), answer, hit, args, "Drawing the matches…");
+  }
+
+  async function showWords(answer, hit, mine) {
+    const image = $("why-words-image");
+    const status = $("why-words-status");
+    const args = { kind: "words" };
+    const jsonUrl = whyUrl(answer.query.id, hit.id, { ...args, format: "json" });
+    $("why-words-text").textContent = "";
+    image.removeAttribute("src");
+    image.alt = "";
+    $("why-words-link").href = whyUrl(answer.query.id, hit.id, args);
+    $("why-words-json").href = jsonUrl;
+    status.textContent = "Finding the visual words they share…";
+    let body = null;
+    try {
+      const response = await fetch(jsonUrl, { headers: { Accept: "application/json" } });
+      body = await response.json();
+      if (!response.ok) throw new Error(body.error || messageForStatus(response.status));
+    } catch (err) {
+      if (mine === whyGeneration) status.textContent = `No figure: ${err.message}.`;
+      return;
+    }
+    if (mine !== whyGeneration) return;
+    const share = Math.round(100 * body.query_weight_share);
+    $("why-words-text").textContent =
+      `${pairText(answer, hit)} share ${body.shared_words} of the query's ${body.query_words} ` +
+      `visual words (${share} % of its tf-idf weight${body.mirrored ? ", the query mirrored" : ""}); ` +
+      `BoVW cosine ${Number(body.score).toFixed(3)}. Each colour is one word: circles mark its ` +
+      "keypoints in both images, a line joins them when it occurs once in each" +
+      (body.drawn_words < body.shared_words
+        ? `; the ${body.drawn_words} words that add most to the cosine are drawn.`
+        : ".");
+    image.alt = `The query and the result side by side, the keypoints of ${body.shared_words} shared visual words marked`;
+    showFigure(image, status, answer, hit, args, "Drawing the shared words…");
+  }
+
+  function showFigure(image, status, answer, hit, args, drawing) {
+    status.textContent = drawing;
     image.onload = () => {
       status.textContent = "";
     };
     image.onerror = async () => {
+      if (!image.getAttribute("src")) return; // the dialog was closed
       // The <img> cannot read the API's error: ask for it as JSON to say why.
       let message = "the server could not draw it";
       try {
-        const response = await fetch(whyUrl(answer.query.id, hit.id, { format: "json" }));
+        const response = await fetch(whyUrl(answer.query.id, hit.id, { ...args, format: "json" }));
         const body = await response.json();
         if (body.error) message = body.error;
       } catch (err) {
@@ -352,10 +409,7 @@
       }
       status.textContent = `No figure: ${message}.`;
     };
-    image.src = whyUrl(answer.query.id, hit.id, { embed: "1" });
-    $("why-link").href = whyUrl(answer.query.id, hit.id);
-    $("why-json").href = whyUrl(answer.query.id, hit.id, { format: "json" });
-    dialog.showModal();
+    image.src = whyUrl(answer.query.id, hit.id, { ...args, embed: "1" });
   }
 
   function column(answer, both) {
@@ -371,7 +425,7 @@
         el("small", { text: ` ${answer.results.length} results · ${answer.took_ms.toFixed(0)} ms` }),
       ),
       quality ? el("p", { class: "quality", text: quality }) : null,
-      !answer.query.id && answer.results.some((hit) => hit.verification)
+      !answer.query.id && (wordsMethods.has(answer.method) || answer.results.some((hit) => hit.verification))
         ? el("p", {
             class: "help",
             text: "Why it matched is drawn for a query from the collection: pick a result to search with it.",
@@ -493,7 +547,9 @@
     if (event.target === whyDialog) whyDialog.close(); // a click on the backdrop
   });
   whyDialog.addEventListener("close", () => {
+    whyGeneration += 1;
     $("why-image").removeAttribute("src");
+    $("why-words-image").removeAttribute("src");
     if (whyOpener && whyOpener.isConnected) whyOpener.focus();
   });
   sampleGrid.addEventListener("click", searchOnClick);

@@ -241,9 +241,29 @@ def test_the_start_page_shows_a_sample_to_search_with(page, live_server):
     expect(page.locator("#sample")).to_be_visible()
 
 
+def figure_drawn(page, image_id: str) -> list[int]:
+    """Waits for the dialog's figure `image_id` to load; the alpha of its top corners and of
+    its bottom right (the blank below the caption)."""
+    page.wait_for_function(
+        f"() => {{ const i = document.getElementById('{image_id}'); "
+        "return i.getAttribute('src') && i.complete && i.naturalWidth > 0; }"
+    )
+    return page.locator(f"#{image_id}").evaluate(
+        """img => {
+            const c = document.createElement("canvas");
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const ctx = c.getContext("2d");
+            ctx.drawImage(img, 0, 0);
+            return [[3, 3], [c.width - 3, 3], [c.width - 3, c.height - 3]]
+                .map(([x, y]) => ctx.getImageData(x, y, 1, 1).data[3]);
+        }"""
+    )
+
+
 @pytest.fixture(scope="module")
 def copies_server(tmp_path_factory):
-    """`cbir serve` on a small copy-detection folder indexed with local features (so `+gv`)."""
+    """`cbir serve` on a small copy-detection folder indexed with local features (so `+gv`), a
+    real BoVW field (photo recipe, so "why" shows shared words) and a thumbnail `cnn`."""
     import os
 
     from benchmarks.copydays import write_copy_folder
@@ -251,6 +271,8 @@ def copies_server(tmp_path_factory):
     from benchmarks.toy_extractors import ThumbnailExtractor
     from cbir.core.config import Settings
     from cbir.stages.index import index_dataset
+    from features.bovw import BovwExtractor
+    from features.bovw_defaults import recipe_params
     from indexing.datasets import FolderDataset
     from indexing.local_store import LocalOptions
 
@@ -259,10 +281,18 @@ def copies_server(tmp_path_factory):
         root / "data", originals=("coffee", "rocket"), transforms=("rot90", "crop"), distractors=8
     )
     images = [FolderDataset(data).image(r) for r in FolderDataset(data).records("train")]
-    models = {"cnn": ThumbnailExtractor(4).fit(images).save(root / "models" / "cnn")}
+    bovw = BovwExtractor(
+        **recipe_params(
+            "photo", {"vocabulary_size": 64, "pca_dim": 0, "colour": False, "kmeans_init": 1}
+        )
+    )
+    models = {
+        "bovw": bovw.fit(images).save(root / "models" / "bovw"),
+        "cnn": ThumbnailExtractor(4).fit(images).save(root / "models" / "cnn"),
+    }
     settings = Settings.resolve(env={}, home=root / "home")
     index_dataset(
-        settings, dataset="folder", data=str(data), methods=("cnn",), models=models, ray=None,
+        settings, dataset="folder", data=str(data), methods=tuple(models), models=models, ray=None,
         show_progress=False, local=LocalOptions(max_side=320, min_side=160, max_keypoints=150),
     )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("CBIR_")}
@@ -301,21 +331,10 @@ def test_why_it_matched_opens_the_inlier_figure(page, copies_server):
     dialog = page.get_by_role("dialog", name="Why it matched")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(f"{why['inliers']} inliers of {why['matches']} matches")
-    figure = page.locator("#why-image")
-    page.wait_for_function("() => document.getElementById('why-image').complete")
-    assert figure.evaluate("img => img.naturalWidth") > 0
-    expect(page.locator("#why-status")).to_have_text("")
+    expect(page.locator("#why-words")).to_be_hidden()  # a cnn hit: no visual words to show
     # The photos are drawn inside the figure (opaque pixels in each), not only the lines.
-    alphas = figure.evaluate(
-        """img => {
-            const c = document.createElement("canvas");
-            c.width = img.naturalWidth; c.height = img.naturalHeight;
-            const ctx = c.getContext("2d");
-            ctx.drawImage(img, 0, 0);
-            return [[3, 3], [c.width - 3, 3], [c.width - 3, c.height - 3]]
-                .map(([x, y]) => ctx.getImageData(x, y, 1, 1).data[3]);
-        }"""
-    )
+    alphas = figure_drawn(page, "why-image")
+    expect(page.locator("#why-status")).to_have_text("")
     assert alphas[:2] == [255, 255] and alphas[2] == 0  # query, result; blank below the caption
     expect(page.locator("#why-json")).to_have_attribute("href", re.compile("format=json"))
     page.keyboard.press("Escape")
@@ -328,3 +347,50 @@ def test_why_it_matched_opens_the_inlier_figure(page, copies_server):
     expect(grid_items(page).first.locator(".inliers")).to_contain_text("inliers")
     expect(page.locator(".why-button")).to_have_count(0)
     expect(page.locator("#results")).to_contain_text("Why it matched is drawn for a query")
+
+
+def test_why_it_matched_shows_the_shared_visual_words(page, copies_server):
+    from playwright.sync_api import expect
+
+    url, _ = copies_server
+    query = "test/coffee/rot90.jpg"
+    # BoVW alone: no verification, so every hit explains itself by its shared words only.
+    page.goto(f"{url}?id={query}&method=bovw&k=10")
+    expect(grid_items(page).first).to_be_visible()
+    hits = grid_items(page).count()
+    assert hits >= 5
+    expect(grid_items(page).locator(".why-button")).to_have_count(hits)
+    top = grid_items(page).first
+    result = top.locator("a").get_attribute("data-id")
+    words = page.request.get(
+        f"{url}/api/why?query={query}&result={result}&kind=words&format=json"
+    ).json()
+    assert words["shared_words"] >= 5 and words["method"] == "bovw"
+    top.locator(".why-button").click()
+    dialog = page.get_by_role("dialog", name="Why it matched")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#why-inliers")).to_be_hidden()
+    section = page.locator("#why-words")
+    expect(section).to_be_visible()
+    expect(section).to_contain_text(
+        f"share {words['shared_words']} of the query's {words['query_words']} visual words"
+    )
+    assert figure_drawn(page, "why-words-image") == [255, 255, 0]  # query, result, caption
+    expect(page.locator("#why-words-status")).to_have_text("")
+    expect(page.locator("#why-words-json")).to_have_attribute("href", re.compile("kind=words"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    # Fusion with verification: a verified hit shows its inliers and its shared words.
+    page.goto(f"{url}?id={query}&method=fusion%2Bgv&k=10")
+    expect(grid_items(page)).to_have_count(10)
+    expect(grid_items(page).locator(".why-button")).to_have_count(10)  # verified or not
+    top = grid_items(page).first
+    assert top.locator("a").get_attribute("data-id") == "train/coffee/original.jpg"
+    top.locator(".why-button").click()
+    expect(page.locator("#why-inliers")).to_be_visible()
+    expect(page.locator("#why-text")).to_contain_text("inliers of")
+    expect(page.locator("#why-words")).to_be_visible()
+    expect(page.locator("#why-words-text")).to_contain_text("visual words")
+    assert figure_drawn(page, "why-image")[:2] == [255, 255]
+    assert figure_drawn(page, "why-words-image")[:2] == [255, 255]

@@ -56,7 +56,7 @@ THRESHOLDS = (4.0, 8.0, 16.0)
 MIN_INLIERS = (4, 6, 8, 10, 15)
 TOPS = (25, 50, 100)
 MAX_ITERS = (500, 1000)  # stage C: fewer RANSAC iterations (2,000 in stages A and B)
-MIN_INLIER_RATIOS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)  # stage D
+MIN_INLIER_RATIOS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)  # stage D
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,14 @@ left out of the counts: crops of the same distractor photo may overlap, so their
 unknown; every pair with at least one copy-set image counts.
 
 Every pair at or above the lowest grid cosine is scored as the stage scores it
-(cbir.stages.duplicates: `_close_pairs`, then `verify_pairs` with its mirrored view), and
-precision and recall are computed for every (cosine threshold, inlier minimum) of the grid,
-verified and not. The choice (validation only): the largest recall with precision >= TARGET;
-ties go to the higher threshold (fewer pairs to verify), then the higher inlier minimum.
+(cbir.stages.duplicates: `close_pairs`, then `verify_pairs` with its mirrored view), and
+precision and recall are computed for every (cosine threshold, neighbours, inlier minimum)
+of the grid, verified (inliers >= minimum) and not (minimum 0). `neighbours` keeps a pair
+when one image is among the other's N nearest (None: every pair); each row also gives how
+many pairs of the whole collection, distractor pairs included, the stage would verify.
+The choice (validation only), among verified rows with a neighbour cap (which bounds the
+time): the largest recall with precision >= TARGET; ties go to the higher threshold, then
+fewer neighbours (fewer pairs to verify), then the higher inlier minimum.
 """
 
 from __future__ import annotations
@@ -34,15 +38,16 @@ import numpy as np
 
 from benchmarks.copydays import Split, write_split
 from cbir.core.config import Settings
-from cbir.stages.duplicates import _close_pairs, verify_pairs
+from cbir.stages.duplicates import close_pairs, verify_pairs
 from cbir.stages.index import index_dataset
 from features.verify import VerifyParams
 from indexing.datasets import FolderDataset
 from indexing.local_store import LocalOptions, LocalStore
 from indexing.stores.urls import open_store
 
-THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 MIN_INLIERS = (4, 6, 8, 10, 15, 20)
+NEIGHBOURS = (5, 10, 20, None)
 TARGET_PRECISION = 0.99
 COMPLETE = "flat.json"
 
@@ -64,9 +69,11 @@ def flat_folder(root: Path, split: Split, distractors: int, seed: int, cifar: Pa
     return data
 
 
-def scored(settings: Settings, data: Path) -> tuple[list[tuple[str, str, float, int]], dict]:
-    """Every counted pair at or above min(THRESHOLDS) with its cosine and inliers, and the
-    groups (doc id -> original name, or None for a distractor)."""
+def scored(settings: Settings, data: Path) -> tuple[list, dict, dict, dict]:
+    """Every counted pair at or above min(THRESHOLDS) with its cosine and inliers; the groups
+    (doc id -> original name, or None for a distractor); per NEIGHBOURS cap the set of pairs
+    it keeps; per (threshold, cap) how many pairs of the whole collection (distractor pairs
+    included) `cbir duplicates` would verify."""
     ds = FolderDataset(data)
     group = {
         r.doc_id: None if str(r.label).startswith("distractor-") else str(r.label)
@@ -76,18 +83,29 @@ def scored(settings: Settings, data: Path) -> tuple[list[tuple[str, str, float, 
         ids = sorted(store.ids_with("cnn"))
         docs = store.get(ids)
     vectors = np.stack([docs[i].vectors["cnn"] for i in ids]).astype(np.float32)
-    near = [
-        (a, b, c)
-        for a, b, c in _close_pairs(ids, vectors, min(THRESHOLDS))
-        if group[a] is not None or group[b] is not None
-    ]
+    capped, collection = {}, {}
+    for cap in NEIGHBOURS:
+        found = close_pairs(ids, vectors, min(THRESHOLDS), cap)
+        capped[cap] = {(a, b) for a, b, _ in found}
+        cosines = np.array([c for _, _, c in found])
+        collection |= {(t, cap): int((cosines >= t).sum()) for t in THRESHOLDS}
+    every = close_pairs(ids, vectors, min(THRESHOLDS))
+    near = [(a, b, c) for a, b, c in every if group[a] is not None or group[b] is not None]
     local = LocalStore.open(settings, settings.store)
-    params = VerifyParams(min_inliers=min(MIN_INLIERS))
-    return verify_pairs(ds, local, near, params, show_progress=True), group
+    params = VerifyParams(min_inliers=min(MIN_INLIERS), min_inlier_ratio=0.0)
+    pairs = verify_pairs(ds, local, near, params, show_progress=True)
+    return pairs, group, capped, collection
 
 
-def table(pairs: Sequence[tuple[str, str, float, int]], group: dict) -> list[dict]:
-    """Precision and recall (verified and not) for each point of the grid."""
+def table(
+    pairs: Sequence[tuple[str, str, float, int]],
+    group: dict,
+    capped: dict | None = None,
+    collection: dict | None = None,
+) -> list[dict]:
+    """Precision and recall (verified and not) for each point of the grid (`capped`: the
+    pairs each NEIGHBOURS cap keeps; without it, every pair, as `neighbours` None)."""
+    capped = capped or {None: {(a, b) for a, b, _, _ in pairs}}
     members: dict[str, int] = {}
     for g in group.values():
         if g is not None:
@@ -97,33 +115,51 @@ def table(pairs: Sequence[tuple[str, str, float, int]], group: dict) -> list[dic
     cosine = np.array([c for _, _, c, _ in pairs])
     inliers = np.array([n for _, _, _, n in pairs])
     rows = []
-    for threshold, minimum in itertools.product(THRESHOLDS, (0, *MIN_INLIERS)):
-        kept = (cosine >= threshold) & (inliers >= minimum)
-        hits = int((kept & truth).sum())
-        rows.append({
-            "threshold": threshold, "min_inliers": minimum, "pairs_verified": int(
-                (cosine >= threshold).sum()), "kept": int(kept.sum()), "true": hits,
-            "precision": round(hits / max(int(kept.sum()), 1), 4),
-            "recall": round(hits / positives, 4),
-        })  # fmt: skip
+    for cap, keys in capped.items():
+        inside = np.array([(a, b) in keys for a, b, _, _ in pairs], dtype=bool)
+        for threshold, minimum in itertools.product(THRESHOLDS, (0, *MIN_INLIERS)):
+            candidates = inside & (cosine >= threshold)
+            kept = candidates & (inliers >= minimum)
+            hits = int((kept & truth).sum())
+            rows.append({
+                "threshold": threshold, "neighbours": cap, "min_inliers": minimum,
+                "pairs_verified": int(candidates.sum()), "kept": int(kept.sum()), "true": hits,
+                "precision": round(hits / max(int(kept.sum()), 1), 4),
+                "recall": round(hits / positives, 4),
+                **({"collection_pairs": collection[threshold, cap]} if collection else {}),
+            })  # fmt: skip
     return rows
 
 
 def choose(rows: Sequence[dict]) -> dict | None:
     """The module docstring's rule over the verified rows (min_inliers > 0)."""
-    ok = [r for r in rows if r["min_inliers"] > 0 and r["precision"] >= TARGET_PRECISION]
+    ok = [
+        r
+        for r in rows
+        if r["min_inliers"] > 0
+        and r["neighbours"] is not None
+        and r["precision"] >= TARGET_PRECISION
+    ]
     if not ok:
         return None
-    return max(ok, key=lambda r: (r["recall"], r["threshold"], r["min_inliers"]))
+    return max(ok, key=lambda r: (r["recall"], r["threshold"], -r["neighbours"], r["min_inliers"]))
 
 
 def per_transform(
-    pairs: Sequence[tuple[str, str, float, int]], group: dict, threshold: float, minimum: int
+    pairs: Sequence[tuple[str, str, float, int]],
+    group: dict,
+    threshold: float,
+    minimum: int,
+    keys: set | None = None,
 ) -> dict[str, float]:
-    """Recall of (original, copy) pairs per transform at one point of the grid."""
+    """Recall of (original, copy) pairs per transform at one point of the grid (`keys`: the
+    pairs its neighbour cap keeps; None: every pair)."""
     found = {
-        (a, b) for a, b, c, n in pairs if c >= threshold and n >= minimum and group[a] == group[b]
-    }
+        (a, b)
+        for a, b, c, n in pairs
+        if c >= threshold and n >= minimum and group[a] == group[b]
+        and (keys is None or (a, b) in keys)
+    }  # fmt: skip
     out: dict[str, list[bool]] = {}
     for doc_id, g in group.items():
         name = Path(doc_id).name
@@ -144,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cifar", type=Path, help="CIFAR-10 JPEG archive: CIFAR distractors")
     parser.add_argument("--threshold", type=float, help="report this point (test split)")
     parser.add_argument("--min-inliers", type=int, help="report this point (test split)")
+    parser.add_argument("--neighbours", type=int, help="report this point (test split)")
     parser.add_argument("--out", type=Path, help="write the grid and the choice to this JSON")
     args = parser.parse_args(argv)
     data = flat_folder(args.root, args.split, args.distractors, args.seed, args.cifar)
@@ -155,10 +192,11 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     indexed = time.perf_counter() - start
     start = time.perf_counter()
-    pairs, group = scored(settings, data)
-    rows = table(pairs, group)
+    pairs, group, capped, collection = scored(settings, data)
+    rows = table(pairs, group, capped, collection)
+    point = (args.threshold, args.neighbours, args.min_inliers)
     chosen = choose(rows) if args.threshold is None else next(
-        r for r in rows if (r["threshold"], r["min_inliers"]) == (args.threshold, args.min_inliers)
+        r for r in rows if (r["threshold"], r["neighbours"], r["min_inliers"]) == point
     )  # fmt: skip
     result = {
         "split": args.split.value,
@@ -171,7 +209,9 @@ def main(argv: list[str] | None = None) -> None:
         "target_precision": TARGET_PRECISION,
         "chosen" if args.threshold is None else "point": chosen,
         "recall_per_transform": chosen
-        and per_transform(pairs, group, chosen["threshold"], chosen["min_inliers"]),
+        and per_transform(
+            pairs, group, chosen["threshold"], chosen["min_inliers"], capped[chosen["neighbours"]]
+        ),
         "rows": rows,
     }
     text = json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1)
@@ -180,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out.write_text(text[:-2] + ',\n "rows": [\n' + rows_text + "\n ]\n}\n")
     print(text)
     for r in rows:
-        if r["min_inliers"] in (0, 6) or r is chosen:
+        if r["min_inliers"] == 6 or r is chosen:
             print(r)
 
 

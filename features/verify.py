@@ -43,7 +43,7 @@ class VerifyParams:
     confidence: float = 0.995
     model: TransformModel = TransformModel.SIMILARITY
     min_inliers: int = 4  # fewer inliers count as none (chance fits of a few matches)
-    min_inlier_ratio: float = 0.0  # fewer inliers than this share of the matches: none
+    min_inlier_ratio: float = 0.4  # fewer inliers than this share of the matches: none
     keypoints: int = 500  # strongest keypoints of each image that are matched (speed)
 
     def __post_init__(self) -> None:

@@ -81,14 +81,25 @@ def test_duplicate_threshold_table_and_choice_on_a_planted_case():
         ("a/original.jpg", "b/original.jpg", 0.91, 4),  # a chance fit
         ("b/original.jpg", "distractor-1/d.jpg", 0.97, 0),
     ]
-    rows = {(r["threshold"], r["min_inliers"]): r for r in table(pairs, group)}
-    assert rows[0.9, 0] == {"threshold": 0.9, "min_inliers": 0, "pairs_verified": 3, "kept": 3,
-                            "true": 1, "precision": round(1 / 3, 4), "recall": round(1 / 3, 4)}  # fmt: skip
-    assert rows[0.6, 4]["kept"] == 4 and rows[0.6, 4]["precision"] == 0.75
-    assert rows[0.6, 6]["precision"] == 1.0 and rows[0.6, 6]["recall"] == round(2 / 3, 4)
-    assert rows[0.5, 6]["recall"] == round(2 / 3, 4)  # the 5-inlier pair is lost
+    every = {(a, b) for a, b, _, _ in pairs}
+    nearest = every - {("a/copy-text.jpg", "a/original.jpg")}  # a cap that drops one pair
+    both = table(pairs, group, {1: nearest, None: every}, None)
+    assert table(pairs, group) == [r for r in both if r["neighbours"] is None]
+    rows = {(r["threshold"], r["neighbours"], r["min_inliers"]): r for r in both}
+    assert rows[0.9, None, 0] == {"threshold": 0.9, "neighbours": None, "min_inliers": 0,
+                                  "pairs_verified": 3, "kept": 3, "true": 1,
+                                  "precision": round(1 / 3, 4), "recall": round(1 / 3, 4)}  # fmt: skip
+    assert rows[0.6, None, 4]["kept"] == 4 and rows[0.6, None, 4]["precision"] == 0.75
+    assert rows[0.6, None, 6]["precision"] == 1.0
+    assert rows[0.6, None, 6]["recall"] == round(2 / 3, 4)
+    assert rows[0.5, None, 6]["recall"] == round(2 / 3, 4)  # the 5-inlier pair is lost
+    assert rows[0.6, 1, 6]["recall"] == round(1 / 3, 4) and rows[0.6, 1, 6]["pairs_verified"] == 4
+    assert choose([r for r in both if r["neighbours"] is None]) is None  # needs a cap
+    rows[0.6, 1, 6]["precision"] = 0.5  # only capped rows count: make 0.9 the best of them
     chosen = choose(list(rows.values()))
-    # recall 2/3 at precision 1 from 0.5 to 0.6: the highest threshold, then most inliers
-    assert (chosen["threshold"], chosen["min_inliers"]) == (0.6, 10)
+    # recall 1/3 at precision 1 with the cap from 0.5 to 0.95: the highest threshold, then
+    # most inliers (the crop pair has 40)
+    assert (chosen["threshold"], chosen["neighbours"], chosen["min_inliers"]) == (0.95, 1, 20)
     assert per_transform(pairs, group, 0.6, 10) == {"crop": 1.0, "text": 1.0}
     assert per_transform(pairs, group, 0.9, 10) == {"crop": 1.0, "text": 0.0}
+    assert per_transform(pairs, group, 0.6, 10, nearest) == {"crop": 1.0, "text": 0.0}

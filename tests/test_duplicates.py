@@ -142,3 +142,23 @@ def test_a_mirrored_copy_is_confirmed_by_the_mirrored_view(tmp_path, settings):
     (group,) = report.groups
     assert {m.doc_id for m in group.members} == {"rocket.jpg", "rocket-mirror.jpg"}
     assert group.pairs[0].inliers >= 20 > 3 * as_given.inliers, group.pairs[0]
+
+
+def test_close_pairs_keep_each_images_nearest_above_the_threshold():
+    from cbir.core.errors import CbirError
+    from cbir.stages.duplicates import close_pairs
+
+    angles = np.radians([0.0, 10.0, 25.0, 90.0])  # cosines: a-b .985, b-c .966, a-c .906
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    vectors = np.vstack([vectors, np.zeros((1, 2), np.float32)])  # a zero vector pairs never
+    ids = ["a", "b", "c", "d", "z"]
+    every = close_pairs(ids, vectors, 0.9)
+    assert [(x, y) for x, y, _ in every] == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert every[0][2] == pytest.approx(np.cos(np.radians(10)), abs=1e-6)
+    # one nearest each: a -> b, b -> a, c -> b (d's nearest, c at .423, is under 0.9)
+    assert [(x, y) for x, y, _ in close_pairs(ids, vectors, 0.9, 1)] == [("a", "b"), ("b", "c")]
+    assert [(x, y) for x, y, _ in close_pairs(ids, vectors, 0.4, 1)] == [
+        ("a", "b"), ("b", "c"), ("c", "d")]  # fmt: skip
+    assert close_pairs(ids, vectors, 0.9, 10) == every
+    with pytest.raises(CbirError, match="--neighbours"):
+        find_duplicates(None, neighbours=0)

@@ -31,10 +31,12 @@ from indexing.indexed import dataset_of
 from indexing.local_store import LocalStore
 from indexing.stores.urls import open_store
 
-DEFAULT_THRESHOLD = 0.9
-# A pair is confirmed with at least 6 inliers: re-ranking (validated with 4) only orders
-# candidates, while a duplicate pair is a yes/no answer (not chosen on a dev set).
-DUPLICATE_MIN_INLIERS = 6
+# Near candidates: pairs at cosine >= 0.5 where one image is among the other's 10 nearest;
+# confirmed with >= 6 inliers. Chosen on the validation copy set for precision >= 0.99
+# (benchmarks/duplicate_threshold.py; docs/runs/duplicate-threshold-validation.json).
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_NEIGHBOURS = 10
+DUPLICATE_MIN_INLIERS = 6  # with no floor on the inliers' share of the matches (as chosen)
 REPORT_NAME = "duplicates"  # without --out: $CBIR_HOME/reports/duplicates.json and .csv
 _BLOCK = 1024  # rows of the cosine matrix computed at once (1024 x n float32)
 
@@ -74,6 +76,7 @@ class DuplicatesReport:
     store: str
     method: str
     threshold: float
+    neighbours: int | None  # candidates per image (its nearest), None: every pair >= threshold
     verified: bool  # near pairs were confirmed by geometric verification
     min_inliers: int
     documents: int
@@ -118,13 +121,20 @@ def find_duplicates(
     store_url: str | None = None,
     method: str = "cnn",
     threshold: float = DEFAULT_THRESHOLD,
+    neighbours: int | None = DEFAULT_NEIGHBOURS,
     params: VerifyParams | None = None,
     show_progress: bool = True,
 ) -> DuplicatesReport:
-    """Exact and near-duplicate groups of the index at `store_url` (default CBIR_STORE)."""
+    """Exact and near-duplicate groups of the index at `store_url` (default CBIR_STORE).
+
+    Near candidates are pairs at cosine >= `threshold` where one is among the other's
+    `neighbours` nearest (None: every such pair), which bounds the pairs to verify.
+    """
     if not -1.0 <= threshold <= 1.0:
         raise CbirError(f"--threshold is a cosine, from -1 to 1; got {threshold}")
-    params = params or VerifyParams(min_inliers=DUPLICATE_MIN_INLIERS)
+    if neighbours is not None and neighbours < 1:
+        raise CbirError(f"--neighbours must be at least 1 (or 0 for every pair); got {neighbours}")
+    params = params or VerifyParams(min_inliers=DUPLICATE_MIN_INLIERS, min_inlier_ratio=0.0)
     clock = Stopwatch()
     url = store_url or settings.store
     with open_store(url, settings) as store:
@@ -144,7 +154,11 @@ def find_duplicates(
     pairs = _exact_pairs(members)
     exact = {(p.a, p.b) for p in pairs}
     vectors = np.stack([docs[i].vectors[method] for i in ids]).astype(np.float32)
-    near = [(a, b, c) for a, b, c in _close_pairs(ids, vectors, threshold) if (a, b) not in exact]
+    near = [
+        (a, b, c)
+        for a, b, c in close_pairs(ids, vectors, threshold, neighbours)
+        if (a, b) not in exact
+    ]
     local = LocalStore.open(settings, url)
     verified = local.exists()
     scored = (
@@ -159,6 +173,7 @@ def find_duplicates(
         store=url,
         method=method,
         threshold=threshold,
+        neighbours=neighbours,
         verified=verified,
         min_inliers=params.min_inliers,
         documents=len(ids),
@@ -235,18 +250,35 @@ def _exact_pairs(members: dict[str, Member]) -> list[Pair]:
     return [Pair(g[0], other, "exact", 1.0, None) for g in by_hash.values() for other in g[1:]]
 
 
-def _close_pairs(ids: list[str], vectors: np.ndarray, threshold: float):
-    """(a, b, cosine) with a before b in `ids`, cosine >= threshold; zero vectors never pair."""
+def close_pairs(
+    ids: list[str], vectors: np.ndarray, threshold: float, neighbours: int | None = None
+) -> list[tuple[str, str, float]]:
+    """(a, b, cosine) with a before b in `ids` and cosine >= threshold, where b is among a's
+    `neighbours` nearest or a among b's (None: every pair); zero vectors never pair.
+
+    The nearest are by cosine, ties broken by position in `ids` (a stable sort), so the
+    same vectors give the same pairs.
+    """
     norms = np.linalg.norm(vectors, axis=1)
     usable = norms > 0
     unit = np.where(usable[:, None], vectors / np.maximum(norms, 1e-12)[:, None], 0.0)
+    unit = unit.astype(np.float32)
+    found: dict[tuple[int, int], float] = {}
     for start in range(0, len(ids), _BLOCK):
         block = unit[start : start + _BLOCK] @ unit.T
-        rows, cols = np.nonzero(block >= threshold)
-        for r, c in zip(rows, cols, strict=True):
-            i = start + int(r)
-            if int(c) > i and usable[i] and usable[c]:
-                yield ids[i], ids[int(c)], float(block[r, c])
+        rows = np.arange(len(block))
+        block[rows, start + rows] = -np.inf  # never its own neighbour
+        block[:, ~usable] = -np.inf
+        block[~usable[start : start + len(block)]] = -np.inf
+        if neighbours is not None and neighbours < block.shape[1]:
+            top = np.argsort(-block, axis=1, kind="stable")[:, :neighbours]
+            kept = np.full(block.shape, -np.inf, dtype=block.dtype)
+            np.put_along_axis(kept, top, np.take_along_axis(block, top, axis=1), axis=1)
+            block = kept
+        for r, c in zip(*np.nonzero(block >= threshold), strict=True):
+            i, j = start + int(r), int(c)
+            found[min(i, j), max(i, j)] = float(block[r, c])
+    return [(ids[i], ids[j], cosine) for (i, j), cosine in sorted(found.items())]
 
 
 def _groups(members: dict[str, Member], pairs: list[Pair]) -> list[Group]:

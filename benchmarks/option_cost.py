@@ -127,9 +127,9 @@ def approximate(
             if full is None:
                 continue
             began = time.perf_counter()
-            hits = store.search(m, queries[m], K)
+            found = store.search_ranked(m, queries[m], K)  # ids and scores only: no Hit objects
             seconds = time.perf_counter() - began
-            ranked[m] = np.array([[position[h.doc_id] for h in found] for found in hits])
+            ranked[m] = np.array([[position[d] for d in ids] for ids in found.id_lists()])
             recall = np.mean(
                 [len(set(a) & set(b)) / len(b) for a, b in zip(ranked[m], full, strict=True)]
             )

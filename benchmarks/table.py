@@ -74,12 +74,29 @@ def _latency_rows(stage: dict, methods: dict, store: str) -> list[Row]:
 
 
 def _search(stage: dict) -> list[Row]:
-    return [(
-        f"batch search {stage['queries']:,} x {stage['n']:,} x {stage['dim']}, k={stage['k']}",
-        _s(stage["embedded_search_s"]),
-        f"faiss.IndexFlatIP {_s(stage['faiss_IndexFlatIP_s'])}",
-        f"{stage['ratio_search_to_faiss']:.2f}x the time",
-    ), *_approximate(stage.get("approximate"))]  # fmt: skip
+    what = f"batch search {stage['queries']:,} x {stage['n']:,} x {stage['dim']}, k={stage['k']}"
+    reference = f"faiss.IndexFlatIP {_s(stage['faiss_IndexFlatIP_s'])}"
+    if "load_average_before" in stage:  # the 1-minute load average before / after the rounds
+        load = (stage["load_average_before"][0], stage["load_average_after"][0])
+        reference += f" (load {load[0]:.1f} / {load[1]:.1f})"
+    rows = [
+        (
+            f"{what}, store.search (Hit lists)",
+            _s(stage["embedded_search_s"]),
+            reference,
+            f"{stage['ratio_search_to_faiss']:.2f}x the time",
+        )
+    ]
+    if "embedded_search_ranked_s" in stage:
+        rows.append(
+            (
+                f"{what}, store.search_ranked (arrays)",
+                _s(stage["embedded_search_ranked_s"]),
+                reference,
+                f"{stage['ratio_search_ranked_to_faiss']:.2f}x the time",
+            )
+        )
+    return [*rows, *_approximate(stage.get("approximate"))]  # fmt: skip
 
 
 def _approximate(stage: dict | None) -> list[Row]:

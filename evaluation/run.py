@@ -180,6 +180,43 @@ class ArrayRun:
                 scores[row, col] = hit.score
         return cls(list(topics), doc_index, scores, docnos, tag=tag)
 
+    @classmethod
+    def from_ids(
+        cls,
+        topics: Sequence[str],
+        doc_ids: np.ndarray,
+        scores: np.ndarray,
+        docnos: Sequence[str],
+        tag: str = DEFAULT_TAG,
+    ) -> ArrayRun:
+        """`from_hits` for hits held as arrays (a store's `RankedHits`), without hit objects.
+
+        doc_ids: object (n, k), each row's docnos first, then None; scores: float (n, k).
+        The same run as `from_hits` of the same hits, arrays and all.
+        """
+        doc_ids = np.asarray(doc_ids, dtype=object)
+        if doc_ids.ndim != 2 or np.shape(scores) != doc_ids.shape:
+            raise EvaluationError(
+                f"ArrayRun: doc_ids {doc_ids.shape} and scores {np.shape(scores)} "
+                "must be 2-d arrays of the same shape"
+            )
+        position: dict[str | None, int] = {d: i for i, d in enumerate(docnos)}
+        position[None] = -1
+        flat = doc_ids.ravel().tolist()
+        try:
+            index = np.fromiter(map(position.__getitem__, flat), np.int64, len(flat))
+        except KeyError as missing:
+            raise EvaluationError(f"ArrayRun: retrieved docno {missing} is not a docno") from None
+        index = index.reshape(doc_ids.shape)
+        values = np.asarray(scores, dtype=np.float64)
+        if index.shape[1] == 0:  # no columns: one empty one, as from_hits makes
+            index, values = np.full((len(index), 1), -1, np.int64), np.zeros((len(index), 1))
+        valid = index >= 0
+        width = int(valid.sum(axis=1).max(initial=0)) or 1  # as from_hits: the longest row
+        index = index[:, :width]
+        values = np.where(valid[:, :width], values[:, :width], 0.0)
+        return cls(list(topics), index, values, docnos, tag=tag)
+
     def to_run(self) -> Run:
         """The same run as a `Run` of dicts (for pytrec_eval or small tests)."""
         topics = {}

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.toy_extractors import ThumbnailExtractor
 from benchmarks.web_index import build_indexed_folder
+from cbir.stages import evaluate as evaluate_stage
 from cbir.stages.evaluate import evaluate_dataset
 from cbir.stages.trec_eval import evaluate_files
+from evaluation.run import ArrayRun
+from evaluation.trec_write import write_run
 from indexing.datasets import FolderDataset
+from indexing.fusion import fuse
 from indexing.stores.base import ModelMismatchError
+from indexing.stores.embedded import EmbeddedStore
+from indexing.stores.urls import open_store
 
 LABELS = ("red", "green", "blue", "grey")
 
@@ -149,3 +157,42 @@ def test_full_ranking_map_is_trec_eval_map_of_a_run_with_every_document(
         saved["methods"]["cnn"]["full_ranking"]["map_all"]
         == summary.methods["cnn"].full_ranking["map_all"]
     )
+
+
+def test_run_files_from_the_store_arrays_equal_those_from_its_hits(
+    settings, indexed, tmp_path, monkeypatch
+):
+    """The stage ranks with `search_ranked`; its run files are byte for byte those that
+    `search`'s hit lists give (fusion included, which is built from them)."""
+    searches, written = [], {}
+    ranked = EmbeddedStore.search_ranked
+
+    def recording(self, field, vectors, k, *args, **kwargs):
+        searches.append((field, np.array(vectors), k, kwargs))
+        return ranked(self, field, vectors, k, *args, **kwargs)
+
+    def write(destination, run, **kwargs):
+        written[Path(destination).name] = run
+        return write_run(destination, run, **kwargs)
+
+    monkeypatch.setattr(EmbeddedStore, "search_ranked", recording)
+    monkeypatch.setattr(evaluate_stage, "write_run", write)
+    root, _ = indexed
+    summary = run_evaluate(settings, root, tmp_path, k=30)
+    monkeypatch.undo()
+    assert [s[0] for s in searches] == ["bovw", "cnn"]
+    hits = {}
+    with open_store(settings.store, settings) as store:
+        for field, vectors, k, kwargs in searches:
+            hits[field] = store.search(field, vectors, k, **kwargs)
+    topics, docnos = written["run.cnn.txt"].topics, written["run.cnn.txt"].docnos
+    fused = [
+        fuse({m: hits[m][i] for m in hits}, 30, summary.fusion["rule"], summary.fusion["weights"])
+        for i in range(len(topics))
+    ]
+    for method, lists in {**hits, "fusion": fused}.items():
+        expected = ArrayRun.from_hits(topics, lists, docnos, tag=f"cbir-{method}")
+        write_run(tmp_path / f"expected.{method}", expected)
+        got = (tmp_path / "eval" / f"run.{method}.txt").read_bytes()
+        assert got == (tmp_path / f"expected.{method}").read_bytes(), method
+        assert got.count(b"\n") == 20 * 30

@@ -14,6 +14,11 @@ def test_search_benchmark_agrees_with_faiss_on_its_own_data():
     assert result["ratio_search_to_faiss"] == pytest.approx(
         result["embedded_search_s"] / result["faiss_IndexFlatIP_s"]
     )
+    assert result["ratio_search_ranked_to_faiss"] == pytest.approx(
+        result["embedded_search_ranked_s"] / result["faiss_IndexFlatIP_s"]
+    )
+    assert result["search_ranked_equals_search"] is True
+    assert set(result["apis"]) <= set(result) and len(result["rounds_s"]) == 1
 
 
 def test_write_and_open_benchmark_reports_every_figure():

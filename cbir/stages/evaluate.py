@@ -41,7 +41,7 @@ from indexing.local_store import LocalStore
 from indexing.methods import FUSION, MethodName
 from indexing.models import load_models
 from indexing.skipped import SkipReport
-from indexing.stores.base import Hit, VectorStore, check_model
+from indexing.stores.base import Hit, RankedHits, VectorStore, check_model
 from indexing.stores.urls import open_store
 from indexing.verified_search import Reranking, verify_hit_lists
 
@@ -133,13 +133,14 @@ def evaluate_dataset(
             ds, queries, store, base, ray, settings, show_progress
         )
         encode_seconds = clock.seconds
-        hit_lists: dict[str, list[list[Hit]]] = {}
+        ranked: dict[str, RankedHits] = {}
+        hit_lists = _HitLists(ranked)
         results: dict[str, MethodResult] = {}
         qrels = LabelQrels({q.doc_id: q.label for q in kept}, docnos, doc_labels)
         out.mkdir(parents=True, exist_ok=True)
         for method in base:
             clock = Stopwatch()
-            hit_lists[method] = store.search(
+            ranked[method] = store.search_ranked(
                 method,
                 vectors[method],
                 k,
@@ -150,12 +151,12 @@ def evaluate_dataset(
             seconds = clock.seconds
             if method in methods:
                 results[method] = _measure(
-                    method, hit_lists[method], kept, docnos, qrels, out, seconds, k
+                    method, ranked[method], kept, docnos, qrels, out, seconds, k
                 )
                 results[method].model = models[method].to_json()
                 if not exact and hasattr(store, "recall_at_k"):  # approximate embedded index
                     results[method].measures[f"recall_{k}_vs_exact"] = store.recall_at_k(
-                        method, vectors[method], hit_lists[method], k, models[method]
+                        method, vectors[method], ranked[method], k, models[method]
                     )
         if full_ranking:
             ranked = [m for m in base if m in methods]
@@ -324,9 +325,22 @@ def _encode_queries(
     return vectors, kept, skipped
 
 
+class _HitLists(dict):
+    """Hit lists per method, a searched one's built from its arrays when first used (fusion,
+    +qe, +gv need hits; run files and measures use the arrays)."""
+
+    def __init__(self, ranked: Mapping[str, RankedHits]):
+        super().__init__()
+        self.ranked = ranked
+
+    def __missing__(self, method: str) -> list[list[Hit]]:
+        hits = self[method] = self.ranked[method].hit_lists()
+        return hits
+
+
 def _measure(
     method: str,
-    hits: list[list[Hit]],
+    hits: list[list[Hit]] | RankedHits,
     queries: Sequence[ImageRecord],
     docnos: Sequence[str],
     qrels: LabelQrels,
@@ -335,7 +349,11 @@ def _measure(
     k: int,
 ) -> MethodResult:
     """Rank arrays from hits, the run file, the measures and the per-label breakdown."""
-    run = ArrayRun.from_hits([q.doc_id for q in queries], hits, docnos, tag=f"cbir-{method}")
+    topics, tag = [q.doc_id for q in queries], f"cbir-{method}"
+    if isinstance(hits, RankedHits):
+        run = ArrayRun.from_ids(topics, hits.doc_ids, hits.scores, docnos, tag=tag)
+    else:
+        run = ArrayRun.from_hits(topics, hits, docnos, tag=tag)
     run_path = out / f"run.{method}.txt"
     write_run(run_path, run)
     ev = evaluate(qrels, run, measures_for(k))

@@ -16,12 +16,13 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cbir.core.errors import CbirError
 from features.base import ModelInfo
+from indexing.stores.hits import Hit, RankedHits
 
 if TYPE_CHECKING:
     from indexing.datasets import ImageRecord
@@ -52,19 +53,6 @@ class Document:
     label: str | None = None
     split: str | None = None
     vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
-
-
-class Hit(NamedTuple):
-    """A search result: `score` is the cosine similarity of query and document.
-
-    A named tuple, not a dataclass: batch searches build millions of them.
-    """
-
-    doc_id: str
-    score: float
-    label: str | None
-    path: str | None
-    split: str | None
 
 
 def documents_from(
@@ -159,6 +147,28 @@ class VectorStore(ABC):
         approximate search where the store has one (Elasticsearch kNN with
         `num_candidates`); the embedded store is always exact.
         """
+
+    def search_ranked(
+        self,
+        field: str,
+        vectors: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        *,
+        model: ModelInfo | None = None,
+        exact: bool | None = None,
+        num_candidates: int | None = None,
+    ) -> RankedHits:
+        """`search`'s answer as arrays (doc ids, scores, hits per row), for bulk callers.
+
+        Same rows, order and scores as `search`; `Hit` objects only on request. This default
+        converts `search`'s hits; a store that ranks in arrays returns them without hits.
+        `exact=None` is the store's own default.
+        """
+        options: dict[str, Any] = {"model": model, "num_candidates": num_candidates}
+        if exact is not None:
+            options["exact"] = exact
+        return RankedHits.from_hit_lists(self.search(field, vectors, k, filters, **options), k)
 
     @abstractmethod
     def drop(self) -> None:

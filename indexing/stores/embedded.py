@@ -15,7 +15,6 @@ So is the columns file (`embedded_columns`) from which readers map the documents
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -36,14 +35,10 @@ from indexing.stores.base import (
     VectorStore,
     check_model,
 )
-from indexing.stores.embedded_snapshot import FieldView, Snapshot, load_snapshot
-from indexing.stores.prepare import check_k, gc_paused, parse_filters, prepare_queries
+from indexing.stores.embedded_snapshot import FieldView, Snapshot, load_snapshot, ranked_hits
+from indexing.stores.hits import RankedHits
+from indexing.stores.prepare import check_k, parse_filters, prepare_queries
 from indexing.stores.topk import exact_top_k
-
-# Above this many hits per call, building them pauses the garbage collector (5x faster).
-MANY_HITS = 10_000
-# Hit from a (doc_id, score, label, path, split) tuple without Python-level __new__: 1.5x faster.
-NEW_HIT = functools.partial(tuple.__new__, Hit)
 
 
 class EmbeddedStore(VectorStore):
@@ -165,8 +160,24 @@ class EmbeddedStore(VectorStore):
         """Cosine top-k: exact, or from the approximate index the URL chose unless `exact`.
 
         `num_candidates` is the graph's ef_search for this call (default: the URL's).
-        Scores are exact cosines either way.
+        Scores are exact cosines either way. The hits of `search_ranked`'s arrays.
         """
+        return self.search_ranked(
+            field, vectors, k, filters, model=model, exact=exact, num_candidates=num_candidates
+        ).hit_lists()
+
+    def search_ranked(
+        self,
+        field: str,
+        vectors: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        *,
+        model: ModelInfo | None = None,
+        exact: bool | None = None,
+        num_candidates: int | None = None,
+    ) -> RankedHits:
+        """`search` as arrays: doc ids and scores straight from the top-k, no `Hit` objects."""
         k = check_k(k)
         conditions = parse_filters(filters)
         snapshot = self.current()
@@ -192,23 +203,7 @@ class EmbeddedStore(VectorStore):
             )
         else:
             scores, rows = exact_top_k(queries, view.matrix, k, view.row_position, allowed)
-        found = (rows >= 0).sum(axis=1).tolist()  # fewer than k: the graph found no more
-        positions = view.row_position[np.maximum(rows, 0)]  # -1 (none found): cut below
-        with gc_paused(positions.size > MANY_HITS):
-            ids, labels, paths, splits = snapshot.hit_columns(positions, MANY_HITS)
-            values = scores.tolist()
-            hits = [
-                []  # a zero vector has no cosine with anything
-                if zero[q]
-                else list(
-                    map(
-                        NEW_HIT, zip(ids[q], values[q], labels[q], paths[q], splits[q], strict=True)
-                    )
-                )
-                for q in range(len(queries))
-            ]
-        width = rows.shape[1]
-        return [h if n == width else h[:n] for h, n in zip(hits, found, strict=True)]
+        return ranked_hits(snapshot, view, scores, rows, zero, k)
 
     @property
     def approximate(self) -> bool:
@@ -219,17 +214,18 @@ class EmbeddedStore(VectorStore):
         self,
         field: str,
         vectors: np.ndarray,
-        hits: list[list[Hit]],
+        hits: list[list[Hit]] | RankedHits,
         k: int,
         model: ModelInfo | None = None,
         filters: Filters | None = None,
     ) -> float:
         """Recall@k of `hits` (searched approximately for `vectors`) against exact search."""
-        exact = self.search(field, vectors, k, filters, model=model, exact=True)
-        return ann.recall_at_k(
-            [[h.doc_id for h in found[:k]] for found in hits],
-            [[h.doc_id for h in found] for found in exact],
-        )
+        exact = self.search_ranked(field, vectors, k, filters, model=model, exact=True)
+        if isinstance(hits, RankedHits):
+            found = [ids[:k] for ids in hits.id_lists()]
+        else:
+            found = [[h.doc_id for h in row[:k]] for row in hits]
+        return ann.recall_at_k(found, exact.id_lists())
 
     def _graph(self, field: str, view: FieldView) -> Any:
         """The field's approximate index, read (memory-mapped), grown or built as needed.

@@ -8,7 +8,6 @@ committed rows, and the documents and row maps in a memory-mapped columns file
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from features.base import ModelInfo
 from indexing.stores import embedded_catalog as catalog
 from indexing.stores import embedded_columns as columns
 from indexing.stores.base import StoreError
+from indexing.stores.hits import MANY_HITS, METADATA_COLUMNS, RankedHits
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Snapshot:
         self.fields = fields
         self._category_codes: dict[str, tuple[np.ndarray, dict[str | None, int]]] = {}
         self._arrays: dict[str, Any] = {}
+        self._objects: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return self.documents.num_rows
@@ -65,27 +66,22 @@ class Snapshot:
     def value(self, column: str, position: int) -> str | None:
         return self.array(column)[position].as_py()
 
-    @functools.cached_property
-    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """doc_ids, labels, paths, splits as object arrays (documents,), for many hits at once."""
-        return tuple(
-            np.array(self.array(name).to_pylist(), dtype=object)
-            for name in ("doc_id", "label", "path", "split")
-        )
+    def objects(self, column: str) -> np.ndarray:
+        """One column of every document as an object array (documents,), built once."""
+        if column not in self._objects:  # two threads may both build it: same result
+            self._objects[column] = np.array(self.array(column).to_pylist(), dtype=object)
+        return self._objects[column]
 
-    def hit_columns(self, positions: np.ndarray, many: int) -> list[list[list[Any]]]:
-        """doc_ids, labels, paths, splits at int64 (queries, k) positions, as nested lists.
+    def take(self, column: str, positions: np.ndarray, many: int) -> np.ndarray:
+        """The `column` of the documents at int64 `positions`, as an object array of that shape.
 
-        Up to `many` hits come from the mapped Arrow columns; more at once from object arrays
-        of every document, built once per snapshot (0.1 s a column at a million documents).
+        Up to `many` values come from the mapped Arrow column; more at once from an object
+        array of every document, built once per snapshot (0.1 s a column at a million).
         """
         if positions.size > many:
-            return [column[positions].tolist() for column in self.columns]
-        width = positions.shape[1]
-        out = []
-        for name in ("doc_id", "label", "path", "split"):
-            flat = self.values(name, positions.ravel())
-            out.append([flat[i * width : (i + 1) * width] for i in range(len(positions))])
+            return self.objects(column)[positions]
+        out = np.empty(positions.shape, dtype=object)
+        out.ravel()[:] = self.values(column, positions.ravel())
         return out
 
     def position_of(self, doc_id: str) -> int | None:
@@ -192,6 +188,40 @@ def _table_from_catalog(
         empty[positions] = entries[:, 2]
         maps[name] = (doc_row, empty)
     return columns.build_table([d[1:] for d in docs], maps, expected)
+
+
+def ranked_hits(
+    snapshot: Snapshot,
+    view: FieldView,
+    scores: np.ndarray,
+    rows: np.ndarray,
+    zero: np.ndarray,
+    k: int,
+) -> RankedHits:
+    """The top-k's rows (int64 (q, w), -1: none found) and scores as `RankedHits` of width k.
+
+    A zero query vector has no cosine with anything: its row holds no hits.
+    """
+    q, width = rows.shape
+    found = np.where(zero, 0, (rows >= 0).sum(axis=1))  # fewer: the graph found no more
+    valid = np.arange(width) < found[:, None]
+    positions = np.zeros((q, k), np.int64)  # document of each slot; 0 where there is none
+    positions[:, :width] = np.where(valid, view.row_position[np.maximum(rows, 0)], 0)
+    doc_ids = np.full((q, k), None, object)
+    out_scores = np.full((q, k), -np.inf, np.float32)
+    used = int(found.max(initial=0))  # columns that hold any hit
+    if used:
+        doc_ids[:, :used] = snapshot.take("doc_id", positions[:, :used], MANY_HITS)
+        out_scores[:, :used] = scores[:, :used]
+        if not valid[:, :used].all():
+            doc_ids[:, :used][~valid[:, :used]] = None
+            out_scores[:, :used][~valid[:, :used]] = -np.inf
+
+    def metadata(selected: np.ndarray) -> list[np.ndarray]:
+        chosen = positions[selected]
+        return [snapshot.take(name, chosen, MANY_HITS) for name in METADATA_COLUMNS]
+
+    return RankedHits(doc_ids, out_scores, found.astype(np.int64), metadata)
 
 
 def numbers(array: Any, dtype: type) -> np.ndarray:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,20 +135,3 @@ def order_hits(hits: Iterable[Hit]) -> list[Hit]:
     """Best first: score descending, ties by doc id descending (byte order, as trec_eval)."""
     # Python compares str by code point, which is UTF-8 byte order.
     return sorted(hits, key=lambda hit: (hit.score, hit.doc_id), reverse=True)
-
-
-@contextlib.contextmanager
-def gc_paused(pause: bool = True) -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small objects (hits).
-
-    A million hit tuples trigger hundreds of collections that find nothing to free; they
-    cost most of the time of building them. The collector is re-enabled if it was enabled.
-    """
-    if not pause or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()

@@ -66,9 +66,21 @@ def without_credentials(store_url: str) -> str:
 
 def sidecar_dir(settings: Settings, store_url: str) -> Path:
     """The sidecar folder of the index at `store_url`: `<home>/local/<sha1 of the URL without
-    credentials, 16 hex>`."""
-    key = hashlib.sha1(without_credentials(store_url).encode()).hexdigest()[:16]
-    return settings.home / "local" / key
+    credentials and without its query, 16 hex>`.
+
+    The query holds search options (`local:PATH?index=hnsw&ef_search=128`, Elasticsearch's
+    `?index_options=...`) that name the same documents, so they share one sidecar. A sidecar
+    made before this rule under the full URL (query included) is still found.
+    """
+    plain = without_credentials(store_url)
+    documents = urlunsplit(urlsplit(plain)._replace(query="", fragment=""))
+    folder = settings.home / "local" / _key(documents)
+    legacy = settings.home / "local" / _key(plain)
+    return legacy if not folder.exists() and legacy.exists() else folder
+
+
+def _key(url: str) -> str:
+    return hashlib.sha1(url.encode()).hexdigest()[:16]
 
 
 class LocalStore:

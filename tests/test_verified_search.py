@@ -259,3 +259,37 @@ def test_sidecar_never_records_credentials(tmp_path):
     store = LocalStore.open(settings, url, OPTIONS)
     assert store.store_url == "http://es.example:9200/photos"
     assert store.directory == LocalStore.open(settings, store.store_url).directory
+
+
+def test_search_options_in_the_url_share_the_sidecar(settings, folder):
+    from indexing.local_store import sidecar_dir
+
+    _index(settings, folder)
+    with_graph = f"{settings.store}?index=hnsw&ef_search=64"
+    assert sidecar_dir(settings, with_graph) == sidecar_dir(settings, settings.store)
+    service = SearchService.open(settings, with_graph)
+    try:
+        assert service.local is not None and "cnn+gv" in service.methods
+        data, _ = folder
+        verified = service.search_image(
+            decode_image(data / "test" / "coffee" / "rot90.jpg"), "cnn+gv", 15
+        )
+        assert verified.hits[0].label == "coffee"
+    finally:
+        service.close()
+    es = "http://es.example:9200/photos"
+    assert sidecar_dir(settings, f"{es}?index_options=int8_hnsw") == sidecar_dir(settings, es)
+
+
+def test_a_sidecar_made_under_the_full_url_is_still_found(tmp_path):
+    import hashlib
+
+    settings = Settings.resolve(env={}, home=tmp_path)
+    url = "local:/data/index?index=hnsw"
+    legacy = tmp_path / "local" / hashlib.sha1(url.encode()).hexdigest()[:16]
+    from indexing.local_store import sidecar_dir
+
+    assert sidecar_dir(settings, url) != legacy  # nothing there: the new key
+    LocalStore(legacy, url, OPTIONS)._write_options()
+    assert sidecar_dir(settings, url) == legacy
+    assert LocalStore.open(settings, url).options == OPTIONS

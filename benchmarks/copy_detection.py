@@ -218,13 +218,20 @@ def main(argv: list[str] | None = None) -> None:
         choices=["cifar", "photo"],
         help="BoVW recipe (default photo, as for folders)",
     )
+    parser.add_argument(
+        "--store-options",
+        help="search the same index with these store URL options, e.g. 'index=hnsw&ef_search=128'",
+    )
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     settings, data, methods, seconds = prepare(
         args.root, args.split, args.distractors, seed=args.seed, cifar=args.cifar,
         cnn=args.cnn, bovw=args.bovw, recipe=args.bovw_recipe,
     )  # fmt: skip
+    if args.store_options:
+        settings = replace(settings, store=f"{settings.store}?{args.store_options}")
     figures = {"split": args.split.value, "cnn": args.cnn.value, "index_seconds": round(seconds, 1)}
+    figures["store"] = settings.store
     searched = [*methods, "fusion"] if len(methods) > 1 else methods  # RRF 1:1, untuned
     figures |= run(settings, data, searched)
     if args.split is Split.VALIDATION:

@@ -7,7 +7,7 @@ Layers, lowest first; a module may import its own layer and the ones below, neve
     indexing    indexing.*                               datasets, stores, Ray encoding, search
     evaluation  evaluation.*                             TREC files, measures, tuning grids
     stages      cbir.stages.*, benchmarks.*              one function per subcommand
-    interface   cbir.cli, cbir.commands.*, cbir.terminal, app, docs.*, notebooks.*
+    interface   cbir.cli, cbir.commands.*, cbir.terminal, cbir.web.*, app, docs.*, notebooks.*
 
 Every import counts for the order, also one inside a function or under `if TYPE_CHECKING:`:
 a lazy import is still a dependency. For cycles, imports under `if TYPE_CHECKING:` do not
@@ -30,7 +30,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("indexing", ("indexing",)),
     ("evaluation", ("evaluation",)),
     ("stages", ("cbir.stages", "benchmarks")),
-    ("interface", ("cbir.cli", "cbir.commands", "cbir.terminal", "app", "docs", "notebooks")),
+    (
+        "interface",
+        ("cbir.cli", "cbir.commands", "cbir.terminal", "cbir.web", "app", "docs", "notebooks"),
+    ),
 )
 PROJECT = (
     "cbir",
@@ -169,3 +172,4 @@ def test_the_checks_can_fail():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     assert layer_of("features.base") < layer_of("indexing.search") < layer_of("cbir.stages.index")
     assert layer_of("cbir.core.errors") == 0 and layer_of("app") == len(LAYERS) - 1
+    assert layer_of("cbir.web.api") == len(LAYERS) - 1

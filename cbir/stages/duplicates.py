@@ -270,14 +270,14 @@ def close_pairs(
         block[rows, start + rows] = -np.inf  # never its own neighbour
         block[:, ~usable] = -np.inf
         block[~usable[start : start + len(block)]] = -np.inf
-        if neighbours is not None and neighbours < block.shape[1]:
-            top = np.argsort(-block, axis=1, kind="stable")[:, :neighbours]
-            kept = np.full(block.shape, -np.inf, dtype=block.dtype)
-            np.put_along_axis(kept, top, np.take_along_axis(block, top, axis=1), axis=1)
-            block = kept
-        for r, c in zip(*np.nonzero(block >= threshold), strict=True):
-            i, j = start + int(r), int(c)
-            found[min(i, j), max(i, j)] = float(block[r, c])
+        for r in rows:
+            # the row's nearest among those >= threshold (they rank above all the others)
+            cols = np.flatnonzero(block[r] >= threshold)
+            if neighbours is not None and len(cols) > neighbours:
+                cols = cols[np.argsort(-block[r, cols], kind="stable")[:neighbours]]
+            i = start + int(r)
+            for j in cols.tolist():
+                found[min(i, j), max(i, j)] = float(block[r, j])
     return [(ids[i], ids[j], cosine) for (i, j), cosine in sorted(found.items())]
 
 

@@ -237,7 +237,7 @@ def refine_ratio(cases, best: dict, matches, workers: int = 2) -> list[dict]:
     rows = []
     for floor in MIN_INLIER_RATIOS:
         params = replace(params_of(best), min_inlier_ratio=floor)
-        rows += _rows(cases, params, matches, workers)
+        rows += [{**row, "stage": "D"} for row in _rows(cases, params, matches, workers)]
     return rows
 
 
@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     cases = collect(settings, data)
     if args.earlier:
         result = json.loads(args.earlier.read_text())
-        best = result["best"]
+        result["rows"] = [r for r in result["rows"] if r.get("stage") != "D"]  # runs again
+        best = max(result["rows"], key=_key)
         matches, _ = match_all(cases, best["keypoints"])
         result["rows"] += refine_ratio(cases, best, matches)
         result["best"] = max(result["rows"], key=_key)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.copydays import Split, write_split
+from benchmarks.copydays import Split, add_dev_set_arguments, write_split
 from benchmarks.verify_speed import summary, timed_query
 from cbir.core.config import Settings
 from cbir.stages.index import index_dataset
@@ -55,7 +55,7 @@ def prepare(
     split: Split = Split.TEST,
     distractors: int = 3000,
     *,
-    seed: int = 0,
+    seed: int | None = None,
     cifar: Path | None = None,
     cnn: FirstStage = FirstStage.LITE0,
     bovw: bool = False,
@@ -206,11 +206,7 @@ def table(figures: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--split", type=Split, choices=list(Split), default=Split.TEST)
-    parser.add_argument("--distractors", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cifar", type=Path, help="CIFAR-10 JPEG archive: CIFAR distractors")
+    add_dev_set_arguments(parser, Split.TEST)
     parser.add_argument("--cnn", type=FirstStage, choices=list(FirstStage), default="lite0")
     parser.add_argument("--bovw", action="store_true", help="also train and evaluate BoVW")
     parser.add_argument(

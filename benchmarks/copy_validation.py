@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.copy_detection import MICRO_AP_DEPTH, prepare
-from benchmarks.copydays import Split
+from benchmarks.copydays import Split, add_dev_set_arguments
 from cbir.core.config import Settings
 from evaluation.instance import copy_detection
 from features.local import LocalFeatures
@@ -267,10 +267,7 @@ def grid_json(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--distractors", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--cifar", type=Path, help="CIFAR-10 JPEG archive: CIFAR distractors")
+    add_dev_set_arguments(parser, None)
     parser.add_argument("--out", type=Path, help="write the grid and the choice to this JSON")
     parser.add_argument("--from", dest="earlier", type=Path, help="run stage D only at its best")
     args = parser.parse_args(argv)

@@ -17,6 +17,7 @@ evaluation is used (docs/verification.md names them).
 
 from __future__ import annotations
 
+import argparse
 import enum
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
@@ -241,16 +242,26 @@ def write_copy_folder(
     return root
 
 
+# The transform seed of each split when none is given: the one every recorded figure used.
+SEEDS = {Split.TEST: 0, Split.VALIDATION: 1}
+
+
 def write_split(
-    root: Path, split: Split, distractors: int, *, seed: int = 0, cifar: Path | None = None
+    root: Path,
+    split: Split,
+    distractors: int,
+    *,
+    seed: int | None = None,
+    cifar: Path | None = None,
 ) -> Path:
-    """`write_copy_folder` with the originals and distractor sources of `split` (SPLITS)."""
+    """`write_copy_folder` with the originals and distractor sources of `split` (SPLITS),
+    transformed with `seed` (default: the split's, SEEDS)."""
     sources = SPLITS[split]
     return write_copy_folder(
         root,
         originals=sources.originals,
         distractors=distractors,
-        seed=seed,
+        seed=SEEDS[split] if seed is None else seed,
         distractor_photos=sources.distractor_photos,
         cifar=cifar,
         cifar_part=sources.cifar_part,
@@ -261,3 +272,14 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # quality 95: the copies' own degradations are the transforms, not this write
     cv2.imwrite(str(path), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+def add_dev_set_arguments(parser: argparse.ArgumentParser, split: Split | None) -> None:
+    """The dev-set options the copy benchmarks share: --root, --distractors, --seed, --cifar,
+    and --split defaulting to `split` (None: the benchmark has a fixed split, no option)."""
+    parser.add_argument("--root", type=Path, required=True)
+    if split is not None:
+        parser.add_argument("--split", type=Split, choices=list(Split), default=split)
+    parser.add_argument("--distractors", type=int, default=3000)
+    parser.add_argument("--seed", type=int, help="transform seed (default: the split's, SEEDS)")
+    parser.add_argument("--cifar", type=Path, help="CIFAR-10 JPEG archive: CIFAR distractors")

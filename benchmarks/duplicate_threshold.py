@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.copydays import Split, write_split
+from benchmarks.copydays import Split, add_dev_set_arguments, write_split
 from cbir.core.config import Settings
 from cbir.stages.duplicates import close_pairs, verify_pairs
 from cbir.stages.index import index_dataset
@@ -52,7 +52,9 @@ TARGET_PRECISION = 0.99
 COMPLETE = "flat.json"
 
 
-def flat_folder(root: Path, split: Split, distractors: int, seed: int, cifar: Path | None) -> Path:
+def flat_folder(
+    root: Path, split: Split, distractors: int, seed: int | None, cifar: Path | None
+) -> Path:
     """The split written once under root/split-data, linked flat under root/data."""
     data = root / "data"
     if (root / COMPLETE).exists():
@@ -173,11 +175,7 @@ def per_transform(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--split", type=Split, choices=list(Split), default=Split.VALIDATION)
-    parser.add_argument("--distractors", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--cifar", type=Path, help="CIFAR-10 JPEG archive: CIFAR distractors")
+    add_dev_set_arguments(parser, Split.VALIDATION)
     parser.add_argument("--threshold", type=float, help="report this point (test split)")
     parser.add_argument("--min-inliers", type=int, help="report this point (test split)")
     parser.add_argument("--neighbours", type=int, help="report this point (test split)")

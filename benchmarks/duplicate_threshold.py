@@ -85,13 +85,13 @@ def scored(settings: Settings, data: Path) -> tuple[list, dict, dict, dict]:
         ids = sorted(store.ids_with("cnn"))
         docs = store.get(ids)
     vectors = np.stack([docs[i].vectors["cnn"] for i in ids]).astype(np.float32)
+    every = close_pairs(ids, vectors, min(THRESHOLDS))
     capped, collection = {}, {}
     for cap in NEIGHBOURS:
-        found = close_pairs(ids, vectors, min(THRESHOLDS), cap)
+        found = every if cap is None else close_pairs(ids, vectors, min(THRESHOLDS), cap)
         capped[cap] = {(a, b) for a, b, _ in found}
         cosines = np.array([c for _, _, c in found])
         collection |= {(t, cap): int((cosines >= t).sum()) for t in THRESHOLDS}
-    every = close_pairs(ids, vectors, min(THRESHOLDS))
     near = [(a, b, c) for a, b, c in every if group[a] is not None or group[b] is not None]
     local = LocalStore.open(settings, settings.store)
     params = VerifyParams(min_inliers=min(MIN_INLIERS), min_inlier_ratio=0.0)
